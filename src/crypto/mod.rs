@@ -1,0 +1,1 @@
+//! Cryptography of G-IKEv2 on OpenSSL (in progress).

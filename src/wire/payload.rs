@@ -1,0 +1,386 @@
+//! Generic payload chaining (RFC 7296 §3.2) and the small payloads G-IKEv2
+//! uses as they are: IDg, Notify, Delete, AUTH and the Encrypted payload.
+
+use super::codec::{Codec, Reader};
+use super::gsa::{Gsa, SaRef};
+use super::kd::Kd;
+use super::sa::SaPayload;
+use super::DecodeError;
+use crate::iana::{
+    AuthMethod, IdType, NotifyType, PayloadType, ProtocolId, GENERIC_PAYLOAD_HEADER_LEN,
+    PAYLOAD_CRITICAL,
+};
+
+/// The Group Identification payload (§4.2): the IKEv2 ID payload format.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GroupId {
+    pub id_type: IdType,
+    pub data: Vec<u8>,
+}
+
+impl Codec for GroupId {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&[self.id_type.0, 0, 0, 0]);
+        out.extend_from_slice(&self.data);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let id_type = IdType(r.u8("IDg ID Type")?);
+        r.take(3, "IDg RESERVED")?;
+        let data = r.rest().to_vec();
+        let want = match id_type {
+            IdType::ID_IPV4_ADDR => Some(4),
+            IdType::ID_IPV6_ADDR => Some(16),
+            IdType::ID_KEY_ID
+            | IdType::ID_FQDN
+            | IdType::ID_RFC822_ADDR
+            | IdType::ID_DER_ASN1_DN
+            | IdType::ID_DER_ASN1_GN => None,
+            _ => {
+                return Err(DecodeError::BadValue {
+                    what: "IDg ID Type",
+                    value: id_type.0.into(),
+                    reason: "not an identification type (§4.2)",
+                });
+            }
+        };
+        if data.is_empty() || want.is_some_and(|n| n != data.len()) {
+            return Err(DecodeError::BadLength {
+                what: "IDg Identification Data",
+                len: data.len(),
+                reason: "empty, or wrong size for the ID type",
+            });
+        }
+        Ok(Self { id_type, data })
+    }
+}
+
+/// A Notify payload (RFC 7296 §3.10).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Notify {
+    pub protocol: ProtocolId,
+    pub spi: Vec<u8>,
+    pub ty: NotifyType,
+    pub data: Vec<u8>,
+}
+
+impl Notify {
+    /// A notification with no SPI and no data, as G-IKEv2's error
+    /// notifications are (§4.7).
+    pub fn plain(ty: NotifyType) -> Self {
+        Self {
+            protocol: ProtocolId::NONE,
+            spi: Vec::new(),
+            ty,
+            data: Vec::new(),
+        }
+    }
+
+    /// GROUP_SENDER with an optional count of requested Sender-IDs (§4.7.4).
+    pub fn group_sender(count: Option<u32>) -> Self {
+        Self {
+            data: count.map(|c| c.to_be_bytes().to_vec()).unwrap_or_default(),
+            ..Self::plain(NotifyType::GROUP_SENDER)
+        }
+    }
+
+    /// The count of a GROUP_SENDER notification, if it carries one.
+    pub fn sender_id_count(&self) -> Option<u32> {
+        (self.ty == NotifyType::GROUP_SENDER)
+            .then(|| self.data.as_slice().try_into().ok().map(u32::from_be_bytes))
+            .flatten()
+    }
+
+    /// Error notifications are those below 16384 (RFC 7296 §3.10.1).
+    pub fn is_error(&self) -> bool {
+        self.ty.0 < 16384
+    }
+}
+
+impl Codec for Notify {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(self.protocol.0);
+        out.push(u8::try_from(self.spi.len()).expect("SPI longer than 255 octets"));
+        out.extend_from_slice(&self.ty.0.to_be_bytes());
+        out.extend_from_slice(&self.spi);
+        out.extend_from_slice(&self.data);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let protocol = ProtocolId(r.u8("Notify Protocol ID")?);
+        let spi_size = r.u8("Notify SPI Size")?;
+        let ty = NotifyType(r.u16("Notify Message Type")?);
+        let spi = r.take(spi_size.into(), "Notify SPI")?.to_vec();
+        let data = r.rest().to_vec();
+        let n = Self {
+            protocol,
+            spi,
+            ty,
+            data,
+        };
+        match ty {
+            NotifyType::INVALID_GROUP_ID
+            | NotifyType::AUTHORIZATION_FAILED
+            | NotifyType::REGISTRATION_FAILED
+            | NotifyType::GROUP_SENDER
+                if protocol != ProtocolId::NONE || spi_size != 0 =>
+            {
+                Err(DecodeError::BadValue {
+                    what: "Notify Protocol ID / SPI Size",
+                    value: protocol.0.into(),
+                    reason: "MUST be zero for G-IKEv2 notifications (§4.7)",
+                })
+            }
+            NotifyType::GROUP_SENDER if !matches!(n.data.len(), 0 | 4) => {
+                Err(DecodeError::BadLength {
+                    what: "GROUP_SENDER count",
+                    len: n.data.len(),
+                    reason: "MUST be 4 octets (§4.7.4)",
+                })
+            }
+            _ => Ok(n),
+        }
+    }
+}
+
+/// A Delete payload (RFC 7296 §3.11, RFC 9838 §4.6).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Delete {
+    /// Protocol zero: the whole group SA, all Data-Security SAs and the
+    /// Rekey SA.
+    WholeGroup,
+    /// SAs of one protocol; SPI zero stands for all SAs of that protocol
+    /// (§2.4.3). Every entry has the same protocol.
+    Sas(Vec<SaRef>),
+}
+
+impl Codec for Delete {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::WholeGroup => out.extend_from_slice(&[ProtocolId::NONE.0, 0, 0, 0]),
+            Self::Sas(list) => {
+                let protocol = list.first().map_or(ProtocolId::NONE, |s| s.protocol());
+                let size = SaRef::spi_size(protocol).unwrap_or(0);
+                out.push(protocol.0);
+                out.push(size as u8);
+                let n = u16::try_from(list.len()).expect("more than 65535 SPIs");
+                out.extend_from_slice(&n.to_be_bytes());
+                for s in list {
+                    out.extend_from_slice(&s.spi_bytes());
+                }
+            }
+        }
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let protocol = ProtocolId(r.u8("Delete Protocol ID")?);
+        let spi_size = r.u8("Delete SPI Size")?;
+        let count = r.u16("Delete Num of SPIs")?;
+        if protocol == ProtocolId::NONE {
+            if spi_size != 0 || count != 0 {
+                return Err(DecodeError::BadValue {
+                    what: "Delete SPI Size / Num of SPIs",
+                    value: spi_size.into(),
+                    reason: "a whole-group Delete carries no SPI",
+                });
+            }
+            return Ok(Self::WholeGroup);
+        }
+        if count == 0 {
+            return Err(DecodeError::Missing {
+                what: "Delete SPIs",
+            });
+        }
+        let mut list = Vec::with_capacity(count.into());
+        for _ in 0..count {
+            let spi = r.take(spi_size.into(), "Delete SPI")?;
+            list.push(SaRef::from_parts(protocol, spi_size, spi)?);
+        }
+        Ok(Self::Sas(list))
+    }
+}
+
+/// The Authentication payload (RFC 7296 §3.8).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Auth {
+    pub method: AuthMethod,
+    pub data: Vec<u8>,
+}
+
+impl Codec for Auth {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&[self.method.0, 0, 0, 0]);
+        out.extend_from_slice(&self.data);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let method = AuthMethod(r.u8("Auth Method")?);
+        r.take(3, "AUTH RESERVED")?;
+        let data = r.rest().to_vec();
+        if data.is_empty() {
+            return Err(DecodeError::Missing {
+                what: "Authentication Data",
+            });
+        }
+        Ok(Self { method, data })
+    }
+}
+
+/// The Encrypted payload as it travels: the type of the first inner
+/// payload and IV | ciphertext | ICV. `crate::rekey` opens and seals it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Encrypted {
+    pub first_inner: PayloadType,
+    pub body: Vec<u8>,
+}
+
+/// Any payload of a G-IKEv2 message.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Payload {
+    /// SAg (type 33).
+    Sag(SaPayload),
+    Idg(GroupId),
+    Gsa(Gsa),
+    Kd(Kd),
+    Notify(Notify),
+    Delete(Delete),
+    Auth(Auth),
+    Encrypted(Encrypted),
+    /// A payload this layer carries without interpreting: IDi, IDr, CERT
+    /// and the rest are charon's, unknown non-critical ones are skipped.
+    Opaque {
+        ty: PayloadType,
+        critical: bool,
+        body: Vec<u8>,
+    },
+}
+
+impl Payload {
+    pub fn ty(&self) -> PayloadType {
+        match self {
+            Self::Sag(_) => PayloadType::SA,
+            Self::Idg(_) => PayloadType::IDG,
+            Self::Gsa(_) => PayloadType::GSA,
+            Self::Kd(_) => PayloadType::KD,
+            Self::Notify(_) => PayloadType::NOTIFY,
+            Self::Delete(_) => PayloadType::DELETE,
+            Self::Auth(_) => PayloadType::AUTH,
+            Self::Encrypted(_) => PayloadType::SK,
+            Self::Opaque { ty, .. } => *ty,
+        }
+    }
+
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Sag(p) => p.encode(out),
+            Self::Idg(p) => p.encode(out),
+            Self::Gsa(p) => p.encode(out),
+            Self::Kd(p) => p.encode(out),
+            Self::Notify(p) => p.encode(out),
+            Self::Delete(p) => p.encode(out),
+            Self::Auth(p) => p.encode(out),
+            Self::Encrypted(p) => out.extend_from_slice(&p.body),
+            Self::Opaque { body, .. } => out.extend_from_slice(body),
+        }
+    }
+
+    fn decode_body(ty: PayloadType, critical: bool, body: &[u8]) -> Result<Self, DecodeError> {
+        match ty {
+            PayloadType::SA => SaPayload::from_bytes(body).map(Self::Sag),
+            PayloadType::IDG => GroupId::from_bytes(body).map(Self::Idg),
+            PayloadType::GSA => Gsa::from_bytes(body).map(Self::Gsa),
+            PayloadType::KD => Kd::from_bytes(body).map(Self::Kd),
+            PayloadType::NOTIFY => Notify::from_bytes(body).map(Self::Notify),
+            PayloadType::DELETE => Delete::from_bytes(body).map(Self::Delete),
+            PayloadType::AUTH => Auth::from_bytes(body).map(Self::Auth),
+            t if t.name().is_none() && critical => Err(DecodeError::UnsupportedCritical(t)),
+            t => Ok(Self::Opaque {
+                ty: t,
+                critical: critical && t.name().is_none(),
+                body: body.to_vec(),
+            }),
+        }
+    }
+}
+
+/// Encodes a payload chain. `Encrypted`, if present, must be last; its
+/// Next Payload names its first inner payload (RFC 7296 §3.14).
+pub fn encode_chain(payloads: &[Payload], out: &mut Vec<u8>) {
+    for (i, p) in payloads.iter().enumerate() {
+        let next = match p {
+            Payload::Encrypted(e) => e.first_inner,
+            _ => payloads.get(i + 1).map_or(PayloadType::NONE, Payload::ty),
+        };
+        let start = out.len();
+        out.push(next.0);
+        out.push(match p {
+            Payload::Opaque { critical: true, .. } => PAYLOAD_CRITICAL,
+            _ => 0,
+        });
+        out.extend_from_slice(&[0, 0]);
+        p.encode_body(out);
+        let len = u16::try_from(out.len() - start).expect("payload longer than 65535 octets");
+        out[start + 2..start + 4].copy_from_slice(&len.to_be_bytes());
+    }
+}
+
+/// Reads a payload chain starting with type `first` until Next Payload is
+/// zero or an Encrypted payload ends it; the reader must then be empty.
+pub fn read_chain(first: PayloadType, r: &mut Reader<'_>) -> Result<Vec<Payload>, DecodeError> {
+    let mut out = Vec::new();
+    let mut ty = first;
+    while ty != PayloadType::NONE {
+        let next = PayloadType(r.u8("Next Payload")?);
+        // C bit; the other seven bits are RESERVED and ignored on receipt.
+        let critical = r.u8("Payload flags")? & PAYLOAD_CRITICAL != 0;
+        let len = r.u16("Payload Length")?;
+        let body = r.body(len, GENERIC_PAYLOAD_HEADER_LEN, "Payload Length")?.rest();
+        if ty == PayloadType::SK {
+            out.push(Payload::Encrypted(Encrypted {
+                first_inner: next,
+                body: body.to_vec(),
+            }));
+            break;
+        }
+        out.push(Payload::decode_body(ty, critical, body)?);
+        ty = next;
+    }
+    r.finish("payload chain")?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idg_key_id_layout() {
+        let p = vec![Payload::Idg(GroupId {
+            id_type: IdType::ID_KEY_ID,
+            data: b"grp".to_vec(),
+        })];
+        let mut out = Vec::new();
+        encode_chain(&p, &mut out);
+        assert_eq!(out, [0, 0, 0, 11, 11, 0, 0, 0, b'g', b'r', b'p']);
+        assert_eq!(read_chain(PayloadType::IDG, &mut Reader::new(&out)).unwrap(), p);
+    }
+
+    #[test]
+    fn unknown_critical_payload_is_refused_and_non_critical_kept() {
+        let b = [0, 0x80, 0, 5, 9];
+        assert_eq!(
+            read_chain(PayloadType(200), &mut Reader::new(&b)),
+            Err(DecodeError::UnsupportedCritical(PayloadType(200)))
+        );
+        let b = [0, 0, 0, 5, 9];
+        assert!(read_chain(PayloadType(200), &mut Reader::new(&b)).is_ok());
+    }
+
+    #[test]
+    fn group_sender_count_is_four_octets() {
+        let n = Notify::group_sender(Some(3));
+        assert_eq!(n.to_bytes(), [0, 0, 0x40, 0x2d, 0, 0, 0, 3]);
+        assert_eq!(Notify::from_bytes(&n.to_bytes()).unwrap().sender_id_count(), Some(3));
+        assert!(Notify::from_bytes(&[0, 0, 0x40, 0x2d, 0, 3]).is_err());
+    }
+}
