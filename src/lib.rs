@@ -4,4 +4,5 @@
 
 pub mod crypto;
 pub mod iana;
+pub mod rekey_message;
 pub mod wire;

@@ -1,8 +1,8 @@
 //! Data attributes in the RFC 7296 §3.3.5 format, shared by transform,
 //! GSA, group-wide policy and key bag attributes.
 
-use super::codec::{Codec, Reader};
 use super::DecodeError;
+use super::codec::{Codec, Reader};
 use crate::iana::ATTR_FORMAT_TV;
 
 /// An attribute's value: TV carries two octets inline, TLV a length and data.

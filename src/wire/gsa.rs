@@ -1,15 +1,15 @@
 //! The GSA payload (§4.4): group policies for the Rekey SA (KEK), the
 //! Data-Security SAs (TEKs) and the group as a whole.
 
-use super::attr::{once, read_all, RawAttr};
-use super::codec::{len16_placeholder, patch_len16, Codec, Reader};
+use super::DecodeError;
+use super::attr::{RawAttr, once, read_all};
+use super::codec::{Codec, Reader, len16_placeholder, patch_len16};
 use super::header::RekeySpi;
 use super::transform::{self, Transform};
 use super::ts::TrafficSelector;
-use super::DecodeError;
 use crate::iana::{
-    EncrId, GsaAttrType, GwpAttrType, IntegId, ProtocolId, SnId, TransformType, DATA_SPI_LEN,
-    IPPROTO_UDP, REKEY_SPI_LEN,
+    DATA_SPI_LEN, EncrId, GsaAttrType, GwpAttrType, IPPROTO_UDP, IntegId, ProtocolId,
+    REKEY_SPI_LEN, SnId, TransformType,
 };
 
 /// A group SA named by protocol and SPI, as GSA policies, key bags and
@@ -126,9 +126,10 @@ impl GsaAttr {
             Self::KeyLifetime(v) => {
                 RawAttr::tlv(GsaAttrType::GSA_KEY_LIFETIME.0, v.to_be_bytes().to_vec())
             }
-            Self::InitialMessageId(v) => {
-                RawAttr::tlv(GsaAttrType::GSA_INITIAL_MESSAGE_ID.0, v.to_be_bytes().to_vec())
-            }
+            Self::InitialMessageId(v) => RawAttr::tlv(
+                GsaAttrType::GSA_INITIAL_MESSAGE_ID.0,
+                v.to_be_bytes().to_vec(),
+            ),
             Self::NextSpi(v) => RawAttr::tlv(GsaAttrType::GSA_NEXT_SPI.0, v.clone()),
             Self::Other(raw) => raw.clone(),
         }
@@ -421,8 +422,7 @@ impl Gsa {
 
     /// The Rekey SA (KEK) policy, if present.
     pub fn kek(&self) -> Option<&GsaPolicy> {
-        self.sa_policies()
-            .find(|p| matches!(p.sa, SaRef::Rekey(_)))
+        self.sa_policies().find(|p| matches!(p.sa, SaRef::Rekey(_)))
     }
 
     /// Data-Security SA (TEK) policies.

@@ -1,8 +1,8 @@
 //! The IKE header (RFC 7296 §3.1, RFC 9838 §4.1), including GSA_REKEY's use
 //! of the two SPI fields as one 16-octet Rekey SA SPI (§2.4.1).
 
-use super::codec::{Codec, Reader};
 use super::DecodeError;
+use super::codec::{Codec, Reader};
 use crate::iana::{
     ExchangeType, FLAG_INITIATOR, FLAG_RESPONSE, FLAG_VERSION, IKE_HEADER_LEN, IKE_MAJOR_VERSION,
     IKE_MINOR_VERSION, PayloadType, REKEY_SPI_LEN,

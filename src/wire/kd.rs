@@ -1,10 +1,10 @@
 //! The Key Download payload (§4.5): group key bags, member key bags and
 //! the wrapped key format of §4.5.4.
 
-use super::attr::{once, read_all, RawAttr};
-use super::codec::{len16_placeholder, patch_len16, Codec, Reader};
-use super::gsa::{read_sa_head, SaRef};
 use super::DecodeError;
+use super::attr::{RawAttr, once, read_all};
+use super::codec::{Codec, Reader, len16_placeholder, patch_len16};
+use super::gsa::{SaRef, read_sa_head};
 use crate::iana::{GroupKeyBagAttrType, MemberKeyBagAttrType, ProtocolId, WRAPPED_KEY_HEADER_LEN};
 
 /// A key encrypted under a key wrap key (§4.5.4).
@@ -160,8 +160,11 @@ impl MemberKeyBag {
             RawAttr::tlv(MemberKeyBagAttrType::AUTH_KEY.0, a.clone()).encode(out);
         }
         for id in &self.sender_ids {
-            RawAttr::tlv(MemberKeyBagAttrType::GM_SENDER_ID.0, id.to_be_bytes().to_vec())
-                .encode(out);
+            RawAttr::tlv(
+                MemberKeyBagAttrType::GM_SENDER_ID.0,
+                id.to_be_bytes().to_vec(),
+            )
+            .encode(out);
         }
         for a in &self.other {
             a.encode(out);
@@ -193,7 +196,9 @@ impl MemberKeyBag {
                     once(&mut auth, "AUTH_KEY")?;
                     let v = raw.expect_tlv("AUTH_KEY")?;
                     if v.is_empty() {
-                        return Err(DecodeError::Missing { what: "AUTH_KEY value" });
+                        return Err(DecodeError::Missing {
+                            what: "AUTH_KEY value",
+                        });
                     }
                     bag.auth_key = Some(v.to_vec());
                 }
@@ -287,7 +292,10 @@ mod tests {
         b.extend_from_slice(&[1; 8]);
         assert!(matches!(
             Kd::from_bytes(&b),
-            Err(DecodeError::BadValue { what: "WRAP_KEY Key ID", .. })
+            Err(DecodeError::BadValue {
+                what: "WRAP_KEY Key ID",
+                ..
+            })
         ));
     }
 }

@@ -1,9 +1,9 @@
 //! A whole message: the IKE header and its payload chain.
 
+use super::DecodeError;
 use super::codec::{Codec, Reader};
 use super::header::IkeHeader;
-use super::payload::{encode_chain, read_chain, Payload};
-use super::DecodeError;
+use super::payload::{Payload, encode_chain, read_chain};
 use crate::iana::PayloadType;
 
 /// An IKE message as it travels. For protected messages the last payload

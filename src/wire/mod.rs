@@ -26,7 +26,9 @@ pub use gsa::{GroupPolicy, Gsa, GsaAttr, GsaPolicy, GwPolicy, SaRef};
 pub use header::{IkeHeader, RekeySpi};
 pub use kd::{GroupKeyBag, Kd, KeyBag, MemberKeyBag, WrappedKey};
 pub use message::Message;
-pub use payload::{Auth, Delete, Encrypted, GroupId, Notify, Payload, encode_chain, read_chain};
+pub use payload::{
+    Auth, Delete, Encrypted, GroupId, Notify, Payload, chain_spans, encode_chain, read_chain,
+};
 pub use rules::{Direction, check_exchange};
 pub use sa::{Proposal, SaPayload};
 pub use transform::{Transform, TransformAttr};

@@ -1,14 +1,14 @@
 //! Generic payload chaining (RFC 7296 §3.2) and the small payloads G-IKEv2
 //! uses as they are: IDg, Notify, Delete, AUTH and the Encrypted payload.
 
+use super::DecodeError;
 use super::codec::{Codec, Reader};
 use super::gsa::{Gsa, SaRef};
 use super::kd::Kd;
 use super::sa::SaPayload;
-use super::DecodeError;
 use crate::iana::{
-    AuthMethod, IdType, NotifyType, PayloadType, ProtocolId, GENERIC_PAYLOAD_HEADER_LEN,
-    PAYLOAD_CRITICAL,
+    AuthMethod, GENERIC_PAYLOAD_HEADER_LEN, IdType, NotifyType, PAYLOAD_CRITICAL, PayloadType,
+    ProtocolId,
 };
 
 /// The Group Identification payload (§4.2): the IKEv2 ID payload format.
@@ -334,7 +334,9 @@ pub fn read_chain(first: PayloadType, r: &mut Reader<'_>) -> Result<Vec<Payload>
         // C bit; the other seven bits are RESERVED and ignored on receipt.
         let critical = r.u8("Payload flags")? & PAYLOAD_CRITICAL != 0;
         let len = r.u16("Payload Length")?;
-        let body = r.body(len, GENERIC_PAYLOAD_HEADER_LEN, "Payload Length")?.rest();
+        let body = r
+            .body(len, GENERIC_PAYLOAD_HEADER_LEN, "Payload Length")?
+            .rest();
         if ty == PayloadType::SK {
             out.push(Payload::Encrypted(Encrypted {
                 first_inner: next,
@@ -343,6 +345,29 @@ pub fn read_chain(first: PayloadType, r: &mut Reader<'_>) -> Result<Vec<Payload>
             break;
         }
         out.push(Payload::decode_body(ty, critical, body)?);
+        ty = next;
+    }
+    r.finish("payload chain")?;
+    Ok(out)
+}
+
+/// Where each payload of an encoded chain sits: its type and the range of
+/// its octets, generic header included. Needed where a signature covers
+/// the encoding as received (GSA_REKEY's AUTH, §2.4.1.1).
+pub fn chain_spans(
+    first: PayloadType,
+    buf: &[u8],
+) -> Result<Vec<(PayloadType, core::ops::Range<usize>)>, DecodeError> {
+    let mut r = Reader::new(buf);
+    let mut out = Vec::new();
+    let mut ty = first;
+    while ty != PayloadType::NONE && ty != PayloadType::SK {
+        let start = r.position();
+        let next = PayloadType(r.u8("Next Payload")?);
+        r.u8("Payload flags")?;
+        let len = r.u16("Payload Length")?;
+        r.body(len, GENERIC_PAYLOAD_HEADER_LEN, "Payload Length")?;
+        out.push((ty, start..r.position()));
         ty = next;
     }
     r.finish("payload chain")?;
@@ -362,7 +387,10 @@ mod tests {
         let mut out = Vec::new();
         encode_chain(&p, &mut out);
         assert_eq!(out, [0, 0, 0, 11, 11, 0, 0, 0, b'g', b'r', b'p']);
-        assert_eq!(read_chain(PayloadType::IDG, &mut Reader::new(&out)).unwrap(), p);
+        assert_eq!(
+            read_chain(PayloadType::IDG, &mut Reader::new(&out)).unwrap(),
+            p
+        );
     }
 
     #[test]
@@ -380,7 +408,10 @@ mod tests {
     fn group_sender_count_is_four_octets() {
         let n = Notify::group_sender(Some(3));
         assert_eq!(n.to_bytes(), [0, 0, 0x40, 0x2d, 0, 0, 0, 3]);
-        assert_eq!(Notify::from_bytes(&n.to_bytes()).unwrap().sender_id_count(), Some(3));
+        assert_eq!(
+            Notify::from_bytes(&n.to_bytes()).unwrap().sender_id_count(),
+            Some(3)
+        );
         assert!(Notify::from_bytes(&[0, 0, 0x40, 0x2d, 0, 3]).is_err());
     }
 }

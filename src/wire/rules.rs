@@ -1,10 +1,10 @@
 //! Which payloads and attributes each G-IKEv2 exchange may carry: the
 //! message layouts of §2.3–§2.4 and Tables 2 and 3 of §5.
 
+use super::DecodeError;
 use super::gsa::{Gsa, SaRef};
 use super::kd::Kd;
 use super::payload::Payload;
-use super::DecodeError;
 use crate::iana::{ExchangeType, GcauthId, NotifyType, PayloadType, TransformType};
 
 /// Whether a message is a request or a response of its exchange.
@@ -67,12 +67,20 @@ pub fn check_exchange(
                 });
             }
             none_of(PayloadType::GSA, "GSA payload", "sent only by the GCKS")?;
-            none_of(PayloadType::DELETE, "Delete payload", "not part of a registration")
+            none_of(
+                PayloadType::DELETE,
+                "Delete payload",
+                "not part of a registration",
+            )
         }
         (e, Direction::Response) if registration.contains(&e) => {
             none_of(PayloadType::IDG, "IDg payload", "sent only by the GM")?;
             none_of(PayloadType::SA, "SAg payload", "sent only by the GM")?;
-            none_of(PayloadType::DELETE, "Delete payload", "not part of a registration")?;
+            none_of(
+                PayloadType::DELETE,
+                "Delete payload",
+                "not part of a registration",
+            )?;
             let error = payloads
                 .iter()
                 .any(|p| matches!(p, Payload::Notify(n) if n.is_error()));
@@ -100,9 +108,21 @@ pub fn check_exchange(
             }
         }
         (ExchangeType::GSA_INBAND_REKEY, Direction::Request) => {
-            none_of(PayloadType::IDG, "IDg payload", "not part of GSA_INBAND_REKEY")?;
-            none_of(PayloadType::SA, "SAg payload", "not part of GSA_INBAND_REKEY")?;
-            none_of(PayloadType::AUTH, "AUTH payload", "not part of GSA_INBAND_REKEY")?;
+            none_of(
+                PayloadType::IDG,
+                "IDg payload",
+                "not part of GSA_INBAND_REKEY",
+            )?;
+            none_of(
+                PayloadType::SA,
+                "SAg payload",
+                "not part of GSA_INBAND_REKEY",
+            )?;
+            none_of(
+                PayloadType::AUTH,
+                "AUTH payload",
+                "not part of GSA_INBAND_REKEY",
+            )?;
             if gsa.is_none() && count(PayloadType::DELETE) == 0 {
                 return Err(DecodeError::Missing {
                     what: "GSA and KD, or Delete, in GSA_INBAND_REKEY",

@@ -1,10 +1,10 @@
 //! The SAg payload (§4.3): the IKEv2 SA payload format, listing what a GM
 //! will accept for the Rekey SA (GIKE_UPDATE) and Data-Security SAs.
 
-use super::codec::{len16_placeholder, patch_len16, Codec, Reader};
-use super::transform::{self, Transform};
 use super::DecodeError;
-use crate::iana::{ProtocolId, LAST_SUBSTRUC_LAST, LAST_SUBSTRUC_MORE_PROPOSALS};
+use super::codec::{Codec, Reader, len16_placeholder, patch_len16};
+use super::transform::{self, Transform};
+use crate::iana::{LAST_SUBSTRUC_LAST, LAST_SUBSTRUC_MORE_PROPOSALS, ProtocolId};
 
 /// One proposal. In an SAg the SPI is empty (§2.3.3); proposals of
 /// different protocols sharing a `num` form a set the GCKS must honour.
@@ -62,7 +62,9 @@ impl Codec for SaPayload {
             let len = r.u16("Proposal Length")?;
             let mut body = r.body(len, 4, "Proposal Length")?;
             let num = body.u8("Proposal Num")?;
-            let expected = proposals.last().map_or(1..=1, |p| p.num..=p.num.saturating_add(1));
+            let expected = proposals
+                .last()
+                .map_or(1..=1, |p| p.num..=p.num.saturating_add(1));
             if !expected.contains(&num) {
                 return Err(DecodeError::BadValue {
                     what: "Proposal Num",

@@ -1,12 +1,12 @@
 //! Transform substructures (RFC 7296 §3.3.2) with the attributes RFC 9838
 //! adds, shared by SAg proposals and GSA policies.
 
-use super::attr::{once, RawAttr};
-use super::codec::{len16_placeholder, patch_len16, Codec, Reader};
 use super::DecodeError;
+use super::attr::{RawAttr, once};
+use super::codec::{Codec, Reader, len16_placeholder, patch_len16};
 use crate::iana::{
-    EncrId, GcauthId, IntegId, KwaId, SnId, TransformAttrType, TransformType,
-    LAST_SUBSTRUC_LAST, LAST_SUBSTRUC_MORE_TRANSFORMS,
+    EncrId, GcauthId, IntegId, KwaId, LAST_SUBSTRUC_LAST, LAST_SUBSTRUC_MORE_TRANSFORMS, SnId,
+    TransformAttrType, TransformType,
 };
 
 /// A transform attribute, typed where the registry says what it holds.
@@ -24,9 +24,10 @@ impl TransformAttr {
     fn to_raw(&self) -> RawAttr {
         match self {
             Self::KeyLength(v) => RawAttr::tv(TransformAttrType::KEY_LENGTH.0, *v),
-            Self::SignatureAlgorithmId(v) => {
-                RawAttr::tlv(TransformAttrType::SIGNATURE_ALGORITHM_IDENTIFIER.0, v.clone())
-            }
+            Self::SignatureAlgorithmId(v) => RawAttr::tlv(
+                TransformAttrType::SIGNATURE_ALGORITHM_IDENTIFIER.0,
+                v.clone(),
+            ),
             Self::Other(raw) => raw.clone(),
         }
     }
@@ -76,7 +77,8 @@ impl Transform {
     /// Digital Signature with the DER AlgorithmIdentifier of the signature.
     pub fn gcauth_signature(algorithm_id: Vec<u8>) -> Self {
         let mut t = Self::new(TransformType::GCAUTH, GcauthId::DIGITAL_SIGNATURE.0);
-        t.attrs.push(TransformAttr::SignatureAlgorithmId(algorithm_id));
+        t.attrs
+            .push(TransformAttr::SignatureAlgorithmId(algorithm_id));
         t
     }
 
@@ -213,7 +215,10 @@ mod tests {
     #[test]
     fn aes_cbc_256_layout_per_rfc7296() {
         let mut out = Vec::new();
-        encode_list(&[Transform::encr(EncrId::ENCR_AES_CBC, Some(256))], &mut out);
+        encode_list(
+            &[Transform::encr(EncrId::ENCR_AES_CBC, Some(256))],
+            &mut out,
+        );
         assert_eq!(out, [0, 0, 0, 12, 1, 0, 0, 12, 0x80, 14, 1, 0]);
     }
 

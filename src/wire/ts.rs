@@ -3,8 +3,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::codec::{len16_placeholder, patch_len16, Codec, Reader};
 use super::DecodeError;
+use super::codec::{Codec, Reader, len16_placeholder, patch_len16};
 use crate::iana::TsType;
 
 /// An address range of one family.
@@ -145,7 +145,9 @@ mod tests {
         let ts = TrafficSelector::host("239.1.1.1".parse().unwrap(), 17, 848);
         assert_eq!(
             ts.to_bytes(),
-            [7, 17, 0, 16, 0x03, 0x50, 0x03, 0x50, 239, 1, 1, 1, 239, 1, 1, 1]
+            [
+                7, 17, 0, 16, 0x03, 0x50, 0x03, 0x50, 239, 1, 1, 1, 239, 1, 1, 1
+            ]
         );
     }
 
