@@ -8,7 +8,7 @@ use super::header::RekeySpi;
 use super::transform::{self, Transform};
 use super::ts::TrafficSelector;
 use crate::iana::{
-    DATA_SPI_LEN, EncrId, GsaAttrType, GwpAttrType, IPPROTO_UDP, IntegId, ProtocolId,
+    DATA_SPI_LEN, EncrId, GcauthId, GsaAttrType, GwpAttrType, IPPROTO_UDP, IntegId, ProtocolId,
     REKEY_SPI_LEN, SnId, TransformType,
 };
 
@@ -245,7 +245,26 @@ impl GsaPolicy {
                 what: "mandatory GSA transform (Figure 16)",
             });
         }
+        // M053: the GCKS names its signature algorithm (an SAg need not).
+        if let Some(g) = self.transform(T::GCAUTH)
+            && GcauthId(g.id) == GcauthId::DIGITAL_SIGNATURE
+            && g.signature_algorithm_id().is_none()
+        {
+            return Err(DecodeError::Missing {
+                what: "Signature Algorithm Identifier of GCAUTH Digital Signature",
+            });
+        }
         if let Some(encr) = self.encr() {
+            if encr == EncrId::ENCR_NULL
+                && self
+                    .transform(T::INTEG)
+                    .is_none_or(|t| IntegId(t.id) == IntegId::NONE)
+            {
+                return Err(DecodeError::NotAllowed {
+                    what: "ENCR_NULL without integrity",
+                    reason: "ESP must protect something (RFC 4303 §3.2)",
+                });
+            }
             if encr.is_implicit_iv() {
                 return Err(DecodeError::BadValue {
                     what: "ENCR transform",

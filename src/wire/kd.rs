@@ -203,18 +203,9 @@ impl MemberKeyBag {
                     bag.auth_key = Some(v.to_vec());
                 }
                 MemberKeyBagAttrType::GM_SENDER_ID => {
-                    // The RFC gives no size; we send four octets and take
-                    // one to four, big-endian.
-                    let v = raw.expect_tlv("GM_SENDER_ID")?;
-                    if v.is_empty() || v.len() > 4 {
-                        return Err(DecodeError::BadLength {
-                            what: "GM_SENDER_ID",
-                            len: v.len(),
-                            reason: "must be 1 to 4 octets",
-                        });
-                    }
-                    let id = v.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b));
-                    bag.sender_ids.push(id);
+                    // The RFC gives no size; like GDOI's SENDER-ID (RFC
+                    // 6407 §5.5.3) it is four octets, big-endian.
+                    bag.sender_ids.push(raw.expect_u32("GM_SENDER_ID")?);
                 }
                 _ => bag.other.push(raw),
             }

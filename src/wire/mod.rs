@@ -27,7 +27,8 @@ pub use header::{IkeHeader, RekeySpi};
 pub use kd::{GroupKeyBag, Kd, KeyBag, MemberKeyBag, WrappedKey};
 pub use message::Message;
 pub use payload::{
-    Auth, Delete, Encrypted, GroupId, Notify, Payload, chain_spans, encode_chain, read_chain,
+    Auth, Delete, Encrypted, EncryptedFragment, GroupId, Notify, Payload, chain_spans,
+    encode_chain, read_chain,
 };
 pub use rules::{Direction, check_exchange};
 pub use sa::{Proposal, SaPayload};

@@ -4,6 +4,7 @@
 use super::DecodeError;
 use super::codec::{Codec, Reader};
 use super::gsa::{Gsa, SaRef};
+use super::header::RekeySpi;
 use super::kd::Kd;
 use super::sa::SaPayload;
 use crate::iana::{
@@ -143,32 +144,72 @@ impl Codec for Notify {
     }
 }
 
-/// A Delete payload (RFC 7296 §3.11, RFC 9838 §4.6).
+/// A Delete payload (RFC 7296 §3.11, RFC 9838 §4.6). One payload names
+/// SAs of one protocol; SPI zero stands for all SAs of it (§2.4.3).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Delete {
     /// Protocol zero: the whole group SA, all Data-Security SAs and the
     /// Rekey SA.
     WholeGroup,
-    /// SAs of one protocol; SPI zero stands for all SAs of that protocol
-    /// (§2.4.3). Every entry has the same protocol.
-    Sas(Vec<SaRef>),
+    Rekey(Vec<RekeySpi>),
+    Esp(Vec<u32>),
+    Ah(Vec<u32>),
+}
+
+impl Delete {
+    /// Delete payloads for `sas`, one per protocol present.
+    pub fn for_sas(sas: &[SaRef]) -> Vec<Self> {
+        let (mut rekey, mut esp, mut ah) = (Vec::new(), Vec::new(), Vec::new());
+        for sa in sas {
+            match *sa {
+                SaRef::Rekey(s) => rekey.push(s),
+                SaRef::Esp(s) => esp.push(s),
+                SaRef::Ah(s) => ah.push(s),
+            }
+        }
+        let mut out = Vec::new();
+        if !rekey.is_empty() {
+            out.push(Self::Rekey(rekey));
+        }
+        if !esp.is_empty() {
+            out.push(Self::Esp(esp));
+        }
+        if !ah.is_empty() {
+            out.push(Self::Ah(ah));
+        }
+        out
+    }
+
+    /// The SAs named (none for `WholeGroup`).
+    pub fn sas(&self) -> Vec<SaRef> {
+        match self {
+            Self::WholeGroup => Vec::new(),
+            Self::Rekey(l) => l.iter().map(|s| SaRef::Rekey(*s)).collect(),
+            Self::Esp(l) => l.iter().map(|s| SaRef::Esp(*s)).collect(),
+            Self::Ah(l) => l.iter().map(|s| SaRef::Ah(*s)).collect(),
+        }
+    }
 }
 
 impl Codec for Delete {
     fn encode(&self, out: &mut Vec<u8>) {
-        match self {
-            Self::WholeGroup => out.extend_from_slice(&[ProtocolId::NONE.0, 0, 0, 0]),
-            Self::Sas(list) => {
-                let protocol = list.first().map_or(ProtocolId::NONE, |s| s.protocol());
-                let size = SaRef::spi_size(protocol).unwrap_or(0);
-                out.push(protocol.0);
-                out.push(size as u8);
-                let n = u16::try_from(list.len()).expect("more than 65535 SPIs");
-                out.extend_from_slice(&n.to_be_bytes());
-                for s in list {
-                    out.extend_from_slice(&s.spi_bytes());
-                }
+        let (protocol, sas) = match self {
+            Self::WholeGroup => {
+                out.extend_from_slice(&[ProtocolId::NONE.0, 0, 0, 0]);
+                return;
             }
+            Self::Rekey(_) => (ProtocolId::GIKE_UPDATE, self.sas()),
+            Self::Esp(_) => (ProtocolId::ESP, self.sas()),
+            Self::Ah(_) => (ProtocolId::AH, self.sas()),
+        };
+        out.push(protocol.0);
+        out.push(SaRef::spi_size(protocol).expect("group SA protocol") as u8);
+        // An empty list encodes as zero SPIs, which decoders refuse: never
+        // as protocol zero, which would delete the whole group.
+        let n = u16::try_from(sas.len()).expect("more than 65535 SPIs");
+        out.extend_from_slice(&n.to_be_bytes());
+        for s in sas {
+            out.extend_from_slice(&s.spi_bytes());
         }
     }
 
@@ -191,12 +232,15 @@ impl Codec for Delete {
                 what: "Delete SPIs",
             });
         }
-        let mut list = Vec::with_capacity(count.into());
+        // Bound the allocation by what the octets can hold.
+        let fits = r.left() / usize::from(spi_size.max(1));
+        let mut list = Vec::with_capacity(usize::from(count).min(fits));
         for _ in 0..count {
             let spi = r.take(spi_size.into(), "Delete SPI")?;
             list.push(SaRef::from_parts(protocol, spi_size, spi)?);
         }
-        Ok(Self::Sas(list))
+        let mut out = Self::for_sas(&list);
+        Ok(out.pop().expect("one protocol, at least one SPI"))
     }
 }
 
@@ -234,6 +278,17 @@ pub struct Encrypted {
     pub body: Vec<u8>,
 }
 
+/// An Encrypted Fragment payload (RFC 7383 §2.5), which GSA_REKEY may use
+/// (§2.4.1.2). The first fragment names the first inner payload.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EncryptedFragment {
+    pub first_inner: PayloadType,
+    pub number: u16,
+    pub total: u16,
+    /// IV | ciphertext | ICV of this fragment.
+    pub body: Vec<u8>,
+}
+
 /// Any payload of a G-IKEv2 message.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Payload {
@@ -246,6 +301,7 @@ pub enum Payload {
     Delete(Delete),
     Auth(Auth),
     Encrypted(Encrypted),
+    EncryptedFragment(EncryptedFragment),
     /// A payload this layer carries without interpreting: IDi, IDr, CERT
     /// and the rest are charon's, unknown non-critical ones are skipped.
     Opaque {
@@ -266,6 +322,7 @@ impl Payload {
             Self::Delete(_) => PayloadType::DELETE,
             Self::Auth(_) => PayloadType::AUTH,
             Self::Encrypted(_) => PayloadType::SK,
+            Self::EncryptedFragment(_) => PayloadType::SKF,
             Self::Opaque { ty, .. } => *ty,
         }
     }
@@ -280,6 +337,11 @@ impl Payload {
             Self::Delete(p) => p.encode(out),
             Self::Auth(p) => p.encode(out),
             Self::Encrypted(p) => out.extend_from_slice(&p.body),
+            Self::EncryptedFragment(p) => {
+                out.extend_from_slice(&p.number.to_be_bytes());
+                out.extend_from_slice(&p.total.to_be_bytes());
+                out.extend_from_slice(&p.body);
+            }
             Self::Opaque { body, .. } => out.extend_from_slice(body),
         }
     }
@@ -309,6 +371,7 @@ pub fn encode_chain(payloads: &[Payload], out: &mut Vec<u8>) {
     for (i, p) in payloads.iter().enumerate() {
         let next = match p {
             Payload::Encrypted(e) => e.first_inner,
+            Payload::EncryptedFragment(e) => e.first_inner,
             _ => payloads.get(i + 1).map_or(PayloadType::NONE, Payload::ty),
         };
         let start = out.len();
@@ -344,6 +407,25 @@ pub fn read_chain(first: PayloadType, r: &mut Reader<'_>) -> Result<Vec<Payload>
             }));
             break;
         }
+        if ty == PayloadType::SKF {
+            let mut f = Reader::new(body);
+            let number = f.u16("Fragment Number")?;
+            let total = f.u16("Total Fragments")?;
+            if number == 0 || number > total {
+                return Err(DecodeError::BadValue {
+                    what: "Fragment Number",
+                    value: number.into(),
+                    reason: "must be 1 to Total Fragments (RFC 7383)",
+                });
+            }
+            out.push(Payload::EncryptedFragment(EncryptedFragment {
+                first_inner: next,
+                number,
+                total,
+                body: f.rest().to_vec(),
+            }));
+            break;
+        }
         out.push(Payload::decode_body(ty, critical, body)?);
         ty = next;
     }
@@ -361,7 +443,7 @@ pub fn chain_spans(
     let mut r = Reader::new(buf);
     let mut out = Vec::new();
     let mut ty = first;
-    while ty != PayloadType::NONE && ty != PayloadType::SK {
+    while ty != PayloadType::NONE && ty != PayloadType::SK && ty != PayloadType::SKF {
         let start = r.position();
         let next = PayloadType(r.u8("Next Payload")?);
         r.u8("Payload flags")?;

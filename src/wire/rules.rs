@@ -40,6 +40,11 @@ pub fn check_exchange(
         _ => None,
     });
     none_of(PayloadType::SK, "Encrypted payload", "nested inside SK")?;
+    none_of(
+        PayloadType::SKF,
+        "Encrypted Fragment payload",
+        "nested inside SK",
+    )?;
     at_most_one(PayloadType::GSA, "GSA payload")?;
     at_most_one(PayloadType::KD, "KD payload")?;
     if gsa.is_some() != kd.is_some() {

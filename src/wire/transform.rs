@@ -162,11 +162,6 @@ impl Transform {
                 _ => TransformAttr::Other(raw),
             });
         }
-        if (ty, id) == (TransformType::GCAUTH, GcauthId::DIGITAL_SIGNATURE.0) && !sig_alg {
-            return Err(DecodeError::Missing {
-                what: "Signature Algorithm Identifier attribute of GCAUTH Digital Signature",
-            });
-        }
         Ok((Self { ty, id, attrs }, last))
     }
 }
@@ -234,15 +229,6 @@ mod tests {
         assert!(matches!(
             read_until_last(&mut Reader::new(&b)),
             Err(DecodeError::Duplicate { .. })
-        ));
-    }
-
-    #[test]
-    fn digital_signature_needs_its_algorithm_identifier() {
-        let b = [0, 0, 0, 8, 14, 0, 0, 2];
-        assert!(matches!(
-            read_until_last(&mut Reader::new(&b)),
-            Err(DecodeError::Missing { .. })
         ));
     }
 }

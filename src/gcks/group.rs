@@ -1,0 +1,1059 @@
+//! One group at the GCKS: its Rekey SA and Data-Security SAs, members,
+//! key tree and rekey schedule, and the GSA and KD payloads it hands out.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use log::{debug, info, warn};
+
+use super::sag::{self, Offer};
+use super::{GcksAction, GcksError, MemberId, Millis, Registration};
+use crate::crypto::{KeyWrapAlg, Rng, Secret, SkProtection, rekey_keymat_len, split_rekey_keymat};
+use crate::iana::{IPPROTO_UDP, NotifyType, ProtocolId};
+use crate::lkh::{LkhTree, MemberSlot};
+use crate::policy::{GroupConfig, KeyManagement, Mode, RekeyAuth, TekProtocol};
+use crate::rekey_message::{self, RekeySigner};
+use crate::wire::{
+    Delete, GroupId, GroupKeyBag, GroupPolicy, Gsa, GsaAttr, GsaPolicy, GwPolicy, Kd, KeyBag,
+    MemberKeyBag, Notify, Payload, RekeySpi, SaRef, TrafficSelector, Transform, WrappedKey,
+};
+
+/// Copies of each GSA_REKEY sent after the first, a second apart (§2.4.1.3:
+/// bitwise identical, within a few seconds).
+const RETRANSMITS: u32 = 2;
+const RETRANSMIT_INTERVAL: Millis = 1000;
+/// Joins are gathered this long before one GSA_REKEY refreshes the key
+/// tree for everyone (LKH backward access control).
+const JOIN_FLUSH_DELAY: Millis = 1000;
+/// GSA_REKEY summaries kept for the operator.
+const RECENT_REKEYS: usize = 8;
+
+/// The current Rekey SA.
+struct Kek {
+    spi: RekeySpi,
+    keymat: Secret,
+    sk: SkProtection,
+    /// The Rekey SA's default KWK (§3.4).
+    gsk_w: Secret,
+    expires: Millis,
+    next_message_id: u32,
+    /// Reserved for the replacement, announced in GSA_NEXT_SPI.
+    next_spi: RekeySpi,
+}
+
+/// A Data-Security SA.
+struct Tek {
+    policy: usize,
+    spi: u32,
+    keymat: Secret,
+    expires: Millis,
+    next_spi: u32,
+    /// Set once replaced: the GCKS stops handing it out at this time.
+    retire_at: Option<Millis>,
+}
+
+impl Tek {
+    fn sa(&self, cfg: &GroupConfig) -> SaRef {
+        match cfg.teks[self.policy].protocol {
+            TekProtocol::Esp => SaRef::Esp(self.spi),
+            TekProtocol::Ah => SaRef::Ah(self.spi),
+        }
+    }
+}
+
+struct Member {
+    identity: String,
+    inband: bool,
+    sender: bool,
+    sender_ids: Vec<u32>,
+    slot: Option<MemberSlot>,
+    /// GSK_w of the member's IKE SA and the KWA negotiated there; kept
+    /// for GSA_INBAND_REKEY.
+    ike_kwk: Option<(Secret, KeyWrapAlg)>,
+}
+
+/// The last GSA_REKEY a group sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RekeySummary {
+    pub message_id: u32,
+    /// SA_KEY and WRAP_KEY attributes it carried.
+    pub wrapped_keys: usize,
+    pub bytes: usize,
+}
+
+/// What an operator sees of a group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupStatus {
+    pub id: GroupId,
+    pub members: Vec<(u64, String, bool)>,
+    pub rekey_spi: Option<RekeySpi>,
+    pub rekey_expires_in: Option<Millis>,
+    pub next_message_id: Option<u32>,
+    /// (protocol, SPI, milliseconds to expiry) of live TEKs.
+    pub teks: Vec<(ProtocolId, u32, Millis)>,
+    /// The most recent GSA_REKEY messages, oldest first.
+    pub recent_rekeys: Vec<RekeySummary>,
+}
+
+pub(super) struct Group {
+    cfg: GroupConfig,
+    kek: Option<Kek>,
+    /// The Rekey SA joiners get while a join flush is pending, so they never
+    /// hold a KEK that protected anything before they joined.
+    kek_next: Option<Kek>,
+    teks: Vec<Tek>,
+    members: HashMap<MemberId, Member>,
+    lkh: Option<LkhTree>,
+    next_sender_id: u32,
+    join_flush_at: Option<Millis>,
+    retransmits: VecDeque<(Millis, GcksAction)>,
+    recent_rekeys: VecDeque<RekeySummary>,
+}
+
+fn spi_free(spi: SaRef, used: &[SaRef]) -> bool {
+    !used.contains(&spi)
+}
+
+fn new_data_spi(rng: &mut dyn Rng, used: &[SaRef], mine: &[SaRef]) -> Result<u32, GcksError> {
+    loop {
+        let mut b = [0; 4];
+        rng.fill(&mut b)?;
+        let spi = u32::from_be_bytes(b);
+        // 1-255 are reserved by IANA for ESP and AH SPIs.
+        let taken = |s: SaRef| matches!(s, SaRef::Esp(x) | SaRef::Ah(x) if x == spi);
+        if spi > 255 && !used.iter().any(|s| taken(*s)) && !mine.iter().any(|s| taken(*s)) {
+            return Ok(spi);
+        }
+    }
+}
+
+fn new_rekey_spi(rng: &mut dyn Rng, used: &[SaRef]) -> Result<RekeySpi, GcksError> {
+    loop {
+        let mut b = [0; 16];
+        rng.fill(&mut b)?;
+        let spi = RekeySpi(b);
+        if b != [0; 16] && spi_free(SaRef::Rekey(spi), used) {
+            return Ok(spi);
+        }
+    }
+}
+
+fn random_secret(rng: &mut dyn Rng, len: usize) -> Result<Secret, GcksError> {
+    let mut v = vec![0; len];
+    rng.fill(&mut v)?;
+    Ok(Secret::new(v))
+}
+
+/// Seconds left until `expires`, rounded up, for GSA_KEY_LIFETIME.
+fn secs_left(now: Millis, expires: Millis) -> u32 {
+    u32::try_from(expires.saturating_sub(now).div_ceil(1000)).unwrap_or(u32::MAX)
+}
+
+fn any_selector(like: IpAddr) -> TrafficSelector {
+    let mut ts = TrafficSelector::addr(match like {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    });
+    ts.addrs = match ts.addrs {
+        crate::wire::AddrRange::V4(..) => {
+            crate::wire::AddrRange::V4(Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST)
+        }
+        crate::wire::AddrRange::V6(..) => {
+            crate::wire::AddrRange::V6(Ipv6Addr::UNSPECIFIED, Ipv6Addr::from([0xff; 16]))
+        }
+    };
+    ts.ip_protocol = IPPROTO_UDP;
+    ts
+}
+
+impl Group {
+    pub(super) fn new(
+        now: Millis,
+        cfg: GroupConfig,
+        used: &[SaRef],
+        rng: &mut dyn Rng,
+    ) -> Result<Self, GcksError> {
+        let lkh = match (cfg.key_management, &cfg.rekey) {
+            (KeyManagement::Lkh { degree }, Some(r)) => Some(
+                LkhTree::new(degree, cfg.member_limit, r.kwa_alg())
+                    .map_err(|e| GcksError::Crypto(e.to_string()))?,
+            ),
+            _ => None,
+        };
+        let mut g = Self {
+            cfg,
+            kek: None,
+            kek_next: None,
+            teks: Vec::new(),
+            members: HashMap::new(),
+            lkh,
+            next_sender_id: 0,
+            join_flush_at: None,
+            retransmits: VecDeque::new(),
+            recent_rekeys: VecDeque::new(),
+        };
+        if g.cfg.rekey.is_some() {
+            let mut taken = used.to_vec();
+            taken.extend(g.spis());
+            g.kek = Some(g.new_kek(now, None, &taken, rng)?);
+        }
+        for policy in 0..g.cfg.teks.len() {
+            let mut taken = used.to_vec();
+            taken.extend(g.spis());
+            let tek = g.new_tek(now, policy, None, &taken, rng)?;
+            g.teks.push(tek);
+        }
+        Ok(g)
+    }
+
+    pub(super) fn id(&self) -> &GroupId {
+        &self.cfg.id
+    }
+
+    pub(super) fn name(&self) -> String {
+        String::from_utf8_lossy(&self.cfg.id.data).into_owned()
+    }
+
+    /// SPIs this group holds, reserved ones included.
+    pub(super) fn spis(&self) -> Vec<SaRef> {
+        let mut out = Vec::new();
+        for k in self.kek.iter().chain(self.kek_next.iter()) {
+            out.push(SaRef::Rekey(k.spi));
+            out.push(SaRef::Rekey(k.next_spi));
+        }
+        for t in &self.teks {
+            out.push(t.sa(&self.cfg));
+            out.push(match t.sa(&self.cfg) {
+                SaRef::Ah(_) => SaRef::Ah(t.next_spi),
+                _ => SaRef::Esp(t.next_spi),
+            });
+        }
+        out
+    }
+
+    fn new_kek(
+        &self,
+        now: Millis,
+        spi: Option<RekeySpi>,
+        used: &[SaRef],
+        rng: &mut dyn Rng,
+    ) -> Result<Kek, GcksError> {
+        let r = self
+            .cfg
+            .rekey
+            .as_ref()
+            .expect("groups with a Rekey SA only");
+        let (encr, integ, kwa) = (r.encr_alg(), r.integ_alg(), r.kwa_alg());
+        let keymat = random_secret(rng, rekey_keymat_len(encr, integ, kwa)?)?;
+        let keys = split_rekey_keymat(encr, integ, kwa, &keymat)?;
+        let sk = SkProtection::new(encr, integ, &keys.gsk_e, &keys.gsk_a)?;
+        let spi = match spi {
+            Some(s) => s,
+            None => new_rekey_spi(rng, used)?,
+        };
+        let mut taken = used.to_vec();
+        taken.push(SaRef::Rekey(spi));
+        let next_spi = new_rekey_spi(rng, &taken)?;
+        Ok(Kek {
+            spi,
+            keymat,
+            sk,
+            gsk_w: keys.gsk_w,
+            expires: now + Millis::from(r.lifetime_secs) * 1000,
+            next_message_id: 0,
+            next_spi,
+        })
+    }
+
+    fn new_tek(
+        &self,
+        now: Millis,
+        policy: usize,
+        spi: Option<u32>,
+        used: &[SaRef],
+        rng: &mut dyn Rng,
+    ) -> Result<Tek, GcksError> {
+        let p = &self.cfg.teks[policy];
+        // M030: every Data-Security SA gets its own fresh keys.
+        let keymat = random_secret(rng, p.keymat_len())?;
+        let spi = match spi {
+            Some(s) => s,
+            None => new_data_spi(rng, used, &[])?,
+        };
+        let mine = [SaRef::Esp(spi), SaRef::Ah(spi)];
+        let next_spi = new_data_spi(rng, used, &mine)?;
+        Ok(Tek {
+            policy,
+            spi,
+            keymat,
+            expires: now + Millis::from(p.lifetime_secs) * 1000,
+            next_spi,
+            retire_at: None,
+        })
+    }
+
+    // ---- registration (§2.3.4) ----
+
+    pub(super) fn register(
+        &mut self,
+        now: Millis,
+        req: &Registration<'_>,
+        used: &[SaRef],
+        rng: &mut dyn Rng,
+        actions: &mut VecDeque<GcksAction>,
+    ) -> Result<Vec<Payload>, NotifyType> {
+        let notifies = req.payloads.iter().filter_map(|p| match p {
+            Payload::Notify(n) => Some(n),
+            _ => None,
+        });
+        let mut sender_request = None;
+        for n in notifies {
+            match n.ty {
+                // Figure 8: the GM leaves or rejects the policy; M004.
+                NotifyType::NO_PROPOSAL_CHOSEN | NotifyType::REGISTRATION_FAILED => {
+                    info!("{} leaves {} ({})", req.identity, self.name(), n.ty);
+                    self.remove_member(now, req.member, used, rng, actions);
+                    return Ok(Vec::new());
+                }
+                NotifyType::GROUP_SENDER => sender_request = Some(n.sender_id_count()),
+                _ => {}
+            }
+        }
+        if !self.cfg.authorization.may_join(req.identity) {
+            return Err(NotifyType::AUTHORIZATION_FAILED);
+        }
+        let sender = sender_request.is_some();
+        if sender && !self.cfg.authorization.may_send(req.identity) {
+            return Err(NotifyType::AUTHORIZATION_FAILED);
+        }
+        let rejoin = self.members.contains_key(&req.member);
+        if !rejoin && self.members.len() >= self.cfg.member_limit as usize {
+            return Err(NotifyType::REGISTRATION_FAILED);
+        }
+        let inband = self.cfg.inband_for(req.identity);
+        if let Some(sag) = req.payloads.iter().find_map(|p| match p {
+            Payload::Sag(s) => Some(s),
+            _ => None,
+        }) {
+            let kek_transforms = self.kek_transforms(true);
+            let tek_transforms: Vec<_> = self.cfg.teks.iter().map(|t| t.transforms()).collect();
+            let mut offers = Vec::new();
+            if !inband && self.cfg.rekey.is_some() {
+                offers.push(Offer {
+                    protocol: ProtocolId::GIKE_UPDATE,
+                    transforms: &kek_transforms,
+                });
+            }
+            for (p, t) in self.cfg.teks.iter().zip(&tek_transforms) {
+                offers.push(Offer {
+                    protocol: match p.protocol {
+                        TekProtocol::Esp => ProtocolId::ESP,
+                        TekProtocol::Ah => ProtocolId::AH,
+                    },
+                    transforms: t,
+                });
+            }
+            if !sag::acceptable(sag, &offers) {
+                return Err(NotifyType::NO_PROPOSAL_CHOSEN);
+            }
+        }
+        // Sender-IDs (§2.5.1): new ones at every registration.
+        let counter = self.cfg.teks.iter().any(|t| t.is_counter_mode());
+        let mut sender_ids = Vec::new();
+        if sender && counter {
+            let want = sender_request
+                .flatten()
+                .unwrap_or(1)
+                .clamp(1, self.cfg.max_sender_ids);
+            let bits = self.cfg.group_wide.sender_id_bits.unwrap_or(32);
+            let limit = if bits >= 32 {
+                u64::from(u32::MAX) + 1
+            } else {
+                1u64 << bits
+            };
+            if u64::from(self.next_sender_id) + u64::from(want) > limit {
+                // M032 would have us exclude everyone and start over; until
+                // an operator does, refuse rather than reuse an ID.
+                warn!("{}: Sender-IDs exhausted", self.name());
+                return Err(NotifyType::REGISTRATION_FAILED);
+            }
+            sender_ids = (self.next_sender_id..self.next_sender_id + want).collect();
+            self.next_sender_id += want;
+        }
+
+        let gsk_ike = req
+            .ike
+            .default_kwk()
+            .map_err(|_| NotifyType::REGISTRATION_FAILED)?;
+        // A member registering again (lost rekeys, new Sender-IDs) keeps its
+        // place in the key tree: it held those keys already.
+        let old_slot = self
+            .members
+            .remove(&req.member)
+            .filter(|m| m.inband == inband)
+            .and_then(|m| m.slot);
+        let slot = match (&mut self.lkh, inband) {
+            (Some(_), false) if old_slot.is_some() => old_slot,
+            (Some(tree), false) => {
+                let slot = tree
+                    .join(rng)
+                    .map_err(|_| NotifyType::REGISTRATION_FAILED)?;
+                self.schedule_join_flush(now, used, rng)
+                    .map_err(|_| NotifyType::REGISTRATION_FAILED)?;
+                Some(slot)
+            }
+            _ => None,
+        };
+        let member = Member {
+            identity: req.identity.to_owned(),
+            inband,
+            sender,
+            sender_ids,
+            slot,
+            ike_kwk: inband.then(|| (gsk_ike.clone(), req.ike.kwa)),
+        };
+        let payloads = self
+            .registration_payloads(now, &member, &gsk_ike, req.ike.kwa)
+            .map_err(|e| {
+                warn!("{}: building registration response: {e}", self.name());
+                NotifyType::REGISTRATION_FAILED
+            })?;
+        info!(
+            "{} joined {} as {}{} ({} members)",
+            req.identity,
+            self.name(),
+            if sender { "sender" } else { "receiver" },
+            if inband { ", inband rekey" } else { "" },
+            self.members.len() + 1
+        );
+        if !inband {
+            actions.push_back(GcksAction::CloseIkeSa { member: req.member });
+        }
+        self.members.insert(req.member, member);
+        Ok(payloads)
+    }
+
+    /// The KEK a joining member gets: with LKH, the one the pending join
+    /// flush will move everyone to.
+    fn kek_for_joiner(&self) -> Option<&Kek> {
+        self.kek_next.as_ref().or(self.kek.as_ref())
+    }
+
+    fn schedule_join_flush(
+        &mut self,
+        now: Millis,
+        used: &[SaRef],
+        rng: &mut dyn Rng,
+    ) -> Result<(), GcksError> {
+        if self.kek_next.is_none() {
+            let kek = self.kek.as_ref().expect("LKH groups have a Rekey SA");
+            let mut taken = used.to_vec();
+            taken.extend(self.spis());
+            self.kek_next = Some(self.new_kek(now, Some(kek.next_spi), &taken, rng)?);
+        }
+        self.join_flush_at.get_or_insert(now + JOIN_FLUSH_DELAY);
+        Ok(())
+    }
+
+    fn kek_transforms(&self, registration: bool) -> Vec<Transform> {
+        let r = self
+            .cfg
+            .rekey
+            .as_ref()
+            .expect("groups with a Rekey SA only");
+        let mut t = vec![Transform::encr(r.encr.0, r.encr.1)];
+        if !r.encr_alg().is_aead() {
+            t.push(Transform::integ(r.integ));
+        }
+        t.push(Transform::kwa(r.kwa));
+        if registration {
+            // M058: GCAUTH only at registration.
+            t.push(match &r.auth {
+                RekeyAuth::Implicit => Transform::gcauth_implicit(),
+                RekeyAuth::Signature(k) => {
+                    Transform::gcauth_signature(k.alg().algorithm_identifier().to_vec())
+                }
+            });
+        }
+        t
+    }
+
+    fn kek_policy(&self, now: Millis, kek: &Kek, registration: bool) -> GsaPolicy {
+        let r = self
+            .cfg
+            .rekey
+            .as_ref()
+            .expect("groups with a Rekey SA only");
+        let src = match r.src {
+            Some(s) => TrafficSelector::host(s.ip(), IPPROTO_UDP, s.port()),
+            None => any_selector(r.dst.ip()),
+        };
+        let mut attrs = vec![GsaAttr::KeyLifetime(secs_left(now, kek.expires))];
+        if kek.next_message_id != 0 {
+            attrs.push(GsaAttr::InitialMessageId(kek.next_message_id));
+        }
+        attrs.push(GsaAttr::NextSpi(kek.next_spi.0.to_vec()));
+        GsaPolicy {
+            sa: SaRef::Rekey(kek.spi),
+            src,
+            dst: TrafficSelector::host(r.dst.ip(), IPPROTO_UDP, r.dst.port()),
+            transforms: self.kek_transforms(registration),
+            attrs,
+        }
+    }
+
+    fn tek_policy(&self, now: Millis, tek: &Tek, multicast: bool) -> GsaPolicy {
+        let p = &self.cfg.teks[tek.policy];
+        let mut attrs = Vec::new();
+        // Lifetime and next SPIs are for multicast members (Tables 2, 3).
+        if multicast {
+            attrs.push(GsaAttr::KeyLifetime(secs_left(now, tek.expires)));
+            attrs.push(GsaAttr::NextSpi(tek.next_spi.to_be_bytes().to_vec()));
+        }
+        GsaPolicy {
+            sa: tek.sa(&self.cfg),
+            src: p.src,
+            dst: p.dst,
+            transforms: p.transforms(),
+            attrs,
+        }
+    }
+
+    fn group_wide(&self, member: &Member) -> Option<GwPolicy> {
+        let gw = self.cfg.group_wide;
+        let bits = (!member.sender_ids.is_empty())
+            .then_some(gw.sender_id_bits)
+            .flatten();
+        let p = GwPolicy {
+            atd: (gw.atd_secs > 0).then_some(gw.atd_secs),
+            dtd: (gw.dtd_secs > 0).then_some(gw.dtd_secs),
+            sender_id_bits: bits,
+            other: Vec::new(),
+        };
+        (p != GwPolicy::default()).then_some(p)
+    }
+
+    fn live_teks(&self, now: Millis) -> impl Iterator<Item = &Tek> {
+        self.teks
+            .iter()
+            .filter(move |t| t.retire_at.is_none_or(|r| r > now) && t.expires > now)
+    }
+
+    fn registration_payloads(
+        &self,
+        now: Millis,
+        member: &Member,
+        gsk_ike: &Secret,
+        ike_kwa: KeyWrapAlg,
+    ) -> Result<Vec<Payload>, GcksError> {
+        let mut policies = Vec::new();
+        let mut bags = Vec::new();
+        let mut member_bag = MemberKeyBag {
+            sender_ids: member.sender_ids.clone(),
+            ..Default::default()
+        };
+        let multicast = !member.inband;
+        if let (true, Some(kek)) = (multicast, self.kek_for_joiner()) {
+            policies.push(GroupPolicy::Sa(self.kek_policy(now, kek, true)));
+            let sa_key = match (&self.lkh, member.slot) {
+                (Some(tree), Some(slot)) => {
+                    member_bag.wrap_keys = tree
+                        .registration_keys(slot, gsk_ike, ike_kwa)
+                        .map_err(|e| GcksError::Crypto(e.to_string()))?;
+                    let (top_id, top) = tree
+                        .top_key_of(slot)
+                        .map_err(|e| GcksError::Crypto(e.to_string()))?;
+                    WrappedKey {
+                        key_id: 0,
+                        kwk_id: top_id,
+                        encrypted: tree.kwa().wrap(top.expose(), kek.keymat.expose())?,
+                    }
+                }
+                _ => WrappedKey {
+                    key_id: 0,
+                    kwk_id: 0,
+                    encrypted: ike_kwa.wrap(gsk_ike.expose(), kek.keymat.expose())?,
+                },
+            };
+            bags.push(KeyBag::Group(GroupKeyBag {
+                sa: SaRef::Rekey(kek.spi),
+                sa_keys: vec![sa_key],
+                other: Vec::new(),
+            }));
+            if let Some(RekeyAuth::Signature(k)) = self.cfg.rekey.as_ref().map(|r| &r.auth) {
+                member_bag.auth_key = Some(k.public_key_der().to_vec());
+            }
+        }
+        for tek in self.live_teks(now) {
+            policies.push(GroupPolicy::Sa(self.tek_policy(now, tek, multicast)));
+            bags.push(KeyBag::Group(GroupKeyBag {
+                sa: tek.sa(&self.cfg),
+                sa_keys: vec![WrappedKey {
+                    key_id: 0,
+                    kwk_id: 0,
+                    encrypted: ike_kwa.wrap(gsk_ike.expose(), tek.keymat.expose())?,
+                }],
+                other: Vec::new(),
+            }));
+        }
+        if let Some(gw) = self.group_wide(member) {
+            policies.push(GroupPolicy::GroupWide(gw));
+        }
+        if member_bag != MemberKeyBag::default() {
+            bags.push(KeyBag::Member(member_bag));
+        }
+        let mut out = vec![Payload::Gsa(Gsa { policies }), Payload::Kd(Kd { bags })];
+        if self.cfg.mode == Mode::Transport {
+            out.push(Payload::Notify(Notify::plain(
+                NotifyType::USE_TRANSPORT_MODE,
+            )));
+        }
+        Ok(out)
+    }
+
+    // ---- rekeys (§2.4) ----
+
+    /// Seals and queues a GSA_REKEY on the current Rekey SA, with copies.
+    fn send_rekey(
+        &mut self,
+        now: Millis,
+        payloads: &[Payload],
+        rng: &mut dyn Rng,
+        actions: &mut VecDeque<GcksAction>,
+    ) -> Result<(), GcksError> {
+        let r = self
+            .cfg
+            .rekey
+            .as_ref()
+            .expect("groups with a Rekey SA only");
+        let kek = self.kek.as_mut().expect("groups with a Rekey SA only");
+        let signer = match &r.auth {
+            RekeyAuth::Implicit => RekeySigner::Implicit,
+            RekeyAuth::Signature(k) => RekeySigner::DigitalSignature(k),
+        };
+        let datagram =
+            rekey_message::seal(kek.spi, kek.next_message_id, payloads, signer, &kek.sk, rng)
+                .map_err(|e| GcksError::Crypto(e.to_string()))?;
+        debug!(
+            "{}: GSA_REKEY message {} ({} octets)",
+            self.cfg.id.data.escape_ascii(),
+            kek.next_message_id,
+            datagram.len()
+        );
+        let wrapped_keys = payloads
+            .iter()
+            .filter_map(|p| match p {
+                Payload::Kd(kd) => Some(kd),
+                _ => None,
+            })
+            .flat_map(|kd| &kd.bags)
+            .map(|b| match b {
+                KeyBag::Group(g) => g.sa_keys.len(),
+                KeyBag::Member(m) => m.wrap_keys.len(),
+            })
+            .sum();
+        if self.recent_rekeys.len() == RECENT_REKEYS {
+            self.recent_rekeys.pop_front();
+        }
+        self.recent_rekeys.push_back(RekeySummary {
+            message_id: kek.next_message_id,
+            wrapped_keys,
+            bytes: datagram.len(),
+        });
+        // Message IDs strictly increase and are never reused (§2.4.1.3).
+        kek.next_message_id += 1;
+        let action = GcksAction::Multicast {
+            group: self.cfg.id.clone(),
+            dst: r.dst,
+            src: r.src,
+            datagram,
+        };
+        for i in 1..=RETRANSMITS {
+            self.retransmits
+                .push_back((now + Millis::from(i) * RETRANSMIT_INTERVAL, action.clone()));
+        }
+        actions.push_back(action);
+        Ok(())
+    }
+
+    fn multicast_members(&self) -> bool {
+        self.members.values().any(|m| !m.inband)
+    }
+
+    /// Moves the group to a new Rekey SA: GSA(KEK) and KD on the old one
+    /// (membership changes, §3.2.1, carry no TEK).
+    fn switch_kek(
+        &mut self,
+        now: Millis,
+        new: Kek,
+        member_wraps: Vec<WrappedKey>,
+        rng: &mut dyn Rng,
+        actions: &mut VecDeque<GcksAction>,
+    ) -> Result<(), GcksError> {
+        let old = self.kek.as_ref().expect("groups with a Rekey SA only");
+        let sa_keys = match &self.lkh {
+            Some(tree) => tree
+                .wrap_sa_key(&new.keymat)
+                .map_err(|e| GcksError::Crypto(e.to_string()))?,
+            None => {
+                let kwa = self.cfg.rekey.as_ref().expect("KEK").kwa_alg();
+                vec![WrappedKey {
+                    key_id: 0,
+                    kwk_id: 0,
+                    encrypted: kwa.wrap(old.gsk_w.expose(), new.keymat.expose())?,
+                }]
+            }
+        };
+        let mut bags = vec![KeyBag::Group(GroupKeyBag {
+            sa: SaRef::Rekey(new.spi),
+            sa_keys,
+            other: Vec::new(),
+        })];
+        if !member_wraps.is_empty() {
+            bags.push(KeyBag::Member(MemberKeyBag {
+                wrap_keys: member_wraps,
+                ..Default::default()
+            }));
+        }
+        let mut policies = vec![GroupPolicy::Sa(self.kek_policy(now, &new, false))];
+        let gw = self.cfg.group_wide;
+        if gw.atd_secs > 0 || gw.dtd_secs > 0 {
+            policies.push(GroupPolicy::GroupWide(GwPolicy {
+                atd: (gw.atd_secs > 0).then_some(gw.atd_secs),
+                dtd: (gw.dtd_secs > 0).then_some(gw.dtd_secs),
+                ..Default::default()
+            }));
+        }
+        let payloads = [Payload::Gsa(Gsa { policies }), Payload::Kd(Kd { bags })];
+        let old_spi = old.spi;
+        self.send_rekey(now, &payloads, rng, actions)?;
+        info!(
+            "{}: Rekey SA {:?} replaces {:?}",
+            self.name(),
+            new.spi,
+            old_spi
+        );
+        self.kek = Some(new);
+        Ok(())
+    }
+
+    /// The join flush: everyone moves to the KEK joiners already hold, and
+    /// learns the refreshed key-tree keys.
+    fn flush_joins(
+        &mut self,
+        now: Millis,
+        rng: &mut dyn Rng,
+        actions: &mut VecDeque<GcksAction>,
+    ) -> Result<(), GcksError> {
+        self.join_flush_at = None;
+        let Some(next) = self.kek_next.take() else {
+            return Ok(());
+        };
+        let wraps = match &mut self.lkh {
+            Some(tree) => tree
+                .take_join_refresh()
+                .map_err(|e| GcksError::Crypto(e.to_string()))?,
+            None => Vec::new(),
+        };
+        self.switch_kek(now, next, wraps, rng, actions)
+    }
+
+    /// Replaces every TEK: new SAs with the reserved SPIs, old ones deleted
+    /// after DTD (§2.4.1.4), by multicast and to each inband member.
+    pub(super) fn rekey_teks(
+        &mut self,
+        now: Millis,
+        used: &[SaRef],
+        rng: &mut dyn Rng,
+        actions: &mut VecDeque<GcksAction>,
+    ) -> Result<(), GcksError> {
+        let current: Vec<usize> = (0..self.teks.len())
+            .filter(|&i| self.teks[i].retire_at.is_none())
+            .collect();
+        self.replace_teks(now, &current, used, rng, actions)
+    }
+
+    fn replace_teks(
+        &mut self,
+        now: Millis,
+        which: &[usize],
+        used: &[SaRef],
+        rng: &mut dyn Rng,
+        actions: &mut VecDeque<GcksAction>,
+    ) -> Result<(), GcksError> {
+        if which.is_empty() {
+            return Ok(());
+        }
+        if self.join_flush_at.is_some() {
+            self.flush_joins(now, rng, actions)?;
+        }
+        let dtd = Millis::from(self.cfg.group_wide.dtd_secs) * 1000;
+        let mut new = Vec::new();
+        let mut deleted = Vec::new();
+        for &i in which {
+            let mut taken = used.to_vec();
+            taken.extend(self.spis());
+            taken.extend(new.iter().map(|t: &Tek| t.sa(&self.cfg)));
+            let old = &self.teks[i];
+            let tek = self.new_tek(now, old.policy, Some(old.next_spi), &taken, rng)?;
+            deleted.push(old.sa(&self.cfg));
+            new.push(tek);
+        }
+        for &i in which {
+            self.teks[i].retire_at = Some(now + dtd);
+        }
+        let gw = self.cfg.group_wide;
+        let gw_policy = (gw.atd_secs > 0 || gw.dtd_secs > 0).then(|| GwPolicy {
+            atd: (gw.atd_secs > 0).then_some(gw.atd_secs),
+            dtd: (gw.dtd_secs > 0).then_some(gw.dtd_secs),
+            ..Default::default()
+        });
+        let deletes: Vec<Payload> = Delete::for_sas(&deleted)
+            .into_iter()
+            .map(Payload::Delete)
+            .collect();
+        // Multicast: wrapped under the current Rekey SA's GSK_w.
+        if let Some(kek) = &self.kek
+            && self.multicast_members()
+        {
+            let kwa = self.cfg.rekey.as_ref().expect("KEK").kwa_alg();
+            let mut policies: Vec<GroupPolicy> = new
+                .iter()
+                .map(|t| GroupPolicy::Sa(self.tek_policy(now, t, true)))
+                .collect();
+            policies.extend(gw_policy.clone().map(GroupPolicy::GroupWide));
+            let mut bags = Vec::new();
+            for t in &new {
+                bags.push(KeyBag::Group(GroupKeyBag {
+                    sa: t.sa(&self.cfg),
+                    sa_keys: vec![WrappedKey {
+                        key_id: 0,
+                        kwk_id: 0,
+                        encrypted: kwa.wrap(kek.gsk_w.expose(), t.keymat.expose())?,
+                    }],
+                    other: Vec::new(),
+                }));
+            }
+            let mut payloads = vec![Payload::Gsa(Gsa { policies }), Payload::Kd(Kd { bags })];
+            payloads.extend(deletes.iter().cloned());
+            self.send_rekey(now, &payloads, rng, actions)?;
+        }
+        // Inband: each member's own IKE SA and KWK (§2.4.2).
+        let mut inband: Vec<(&MemberId, &Member)> =
+            self.members.iter().filter(|(_, m)| m.inband).collect();
+        inband.sort_by_key(|(id, _)| **id);
+        for (id, m) in inband {
+            let Some((kwk, kwa)) = &m.ike_kwk else {
+                continue;
+            };
+            let mut policies: Vec<GroupPolicy> = new
+                .iter()
+                .map(|t| GroupPolicy::Sa(self.tek_policy(now, t, false)))
+                .collect();
+            policies.extend(gw_policy.clone().map(GroupPolicy::GroupWide));
+            let mut bags = Vec::new();
+            for t in &new {
+                bags.push(KeyBag::Group(GroupKeyBag {
+                    sa: t.sa(&self.cfg),
+                    sa_keys: vec![WrappedKey {
+                        key_id: 0,
+                        kwk_id: 0,
+                        encrypted: kwa.wrap(kwk.expose(), t.keymat.expose())?,
+                    }],
+                    other: Vec::new(),
+                }));
+            }
+            let mut payloads = vec![Payload::Gsa(Gsa { policies }), Payload::Kd(Kd { bags })];
+            payloads.extend(deletes.iter().cloned());
+            actions.push_back(GcksAction::InbandRekey {
+                member: *id,
+                payloads,
+            });
+        }
+        info!("{}: rekeyed {} Data-Security SA(s)", self.name(), new.len());
+        self.teks.extend(new);
+        Ok(())
+    }
+
+    // ---- membership changes ----
+
+    pub(super) fn exclude(
+        &mut self,
+        now: Millis,
+        id: MemberId,
+        used: &[SaRef],
+        rng: &mut dyn Rng,
+        actions: &mut VecDeque<GcksAction>,
+    ) -> Result<(), GcksError> {
+        let m = self.members.get(&id).ok_or(GcksError::UnknownMember)?;
+        if !m.inband && self.lkh.is_none() {
+            return Err(GcksError::ExclusionNeedsLkh);
+        }
+        info!("{}: excluding {}", self.name(), m.identity);
+        self.remove_member(now, id, used, rng, actions);
+        actions.push_back(GcksAction::CloseIkeSa { member: id });
+        Ok(())
+    }
+
+    /// Removes a member. Multicast members of an LKH group lose their path
+    /// keys: a new KEK under the replaced tree keys, then new TEKs under the
+    /// new KEK (§3.2.1, M038, M039). Inband members simply stop getting
+    /// rekeys, and the others get new TEKs.
+    fn remove_member(
+        &mut self,
+        now: Millis,
+        id: MemberId,
+        used: &[SaRef],
+        rng: &mut dyn Rng,
+        actions: &mut VecDeque<GcksAction>,
+    ) {
+        let Some(m) = self.members.remove(&id) else {
+            return;
+        };
+        let result = (|| -> Result<(), GcksError> {
+            if m.inband {
+                actions.push_back(GcksAction::InbandRekey {
+                    member: id,
+                    payloads: vec![Payload::Delete(Delete::WholeGroup)],
+                });
+            } else if let Some(slot) = m.slot {
+                if self.join_flush_at.is_some() {
+                    self.flush_joins(now, rng, actions)?;
+                }
+                let tree = self.lkh.as_mut().expect("slots come from the tree");
+                let wraps = tree
+                    .exclude(slot, rng)
+                    .map_err(|e| GcksError::Crypto(e.to_string()))?;
+                let mut taken = used.to_vec();
+                taken.extend(self.spis());
+                let kek = self.kek.as_ref().expect("LKH groups have a Rekey SA");
+                let next = self.new_kek(now, Some(kek.next_spi), &taken, rng)?;
+                self.switch_kek(now, next, wraps, rng, actions)?;
+            } else {
+                // A flat multicast member leaving needs no rekey: nothing it
+                // holds is its own.
+                return Ok(());
+            }
+            let current: Vec<usize> = (0..self.teks.len())
+                .filter(|&i| self.teks[i].retire_at.is_none())
+                .collect();
+            self.replace_teks(now, &current, used, rng, actions)
+        })();
+        if let Err(e) = result {
+            warn!(
+                "{}: rekey after {} left failed: {e}",
+                self.name(),
+                m.identity
+            );
+        }
+    }
+
+    pub(super) fn ike_sa_down(
+        &mut self,
+        now: Millis,
+        id: MemberId,
+        used: &[SaRef],
+        rng: &mut dyn Rng,
+        actions: &mut VecDeque<GcksAction>,
+    ) {
+        if self.members.get(&id).is_some_and(|m| m.inband) {
+            self.remove_member(now, id, used, rng, actions);
+        }
+    }
+
+    // ---- timers ----
+
+    pub(super) fn next_deadline(&self) -> Option<Millis> {
+        let margin = Millis::from(self.cfg.rekey_margin_secs) * 1000;
+        let kek = self.kek.as_ref().map(|k| k.expires.saturating_sub(margin));
+        let teks = self.teks.iter().map(|t| match t.retire_at {
+            Some(r) => r.min(t.expires),
+            None => t.expires.saturating_sub(margin),
+        });
+        let retransmit = self.retransmits.front().map(|(at, _)| *at);
+        kek.into_iter()
+            .chain(teks)
+            .chain(retransmit)
+            .chain(self.join_flush_at)
+            .min()
+    }
+
+    pub(super) fn on_timer(
+        &mut self,
+        now: Millis,
+        used: &[SaRef],
+        rng: &mut dyn Rng,
+        actions: &mut VecDeque<GcksAction>,
+    ) -> Result<(), GcksError> {
+        while let Some((at, _)) = self.retransmits.front() {
+            if *at > now {
+                break;
+            }
+            let (_, action) = self.retransmits.pop_front().expect("peeked");
+            actions.push_back(action);
+        }
+        if self.join_flush_at.is_some_and(|at| at <= now) {
+            self.flush_joins(now, rng, actions)?;
+        }
+        let margin = Millis::from(self.cfg.rekey_margin_secs) * 1000;
+        if let Some(kek) = &self.kek
+            && kek.expires.saturating_sub(margin) <= now
+        {
+            if self.join_flush_at.is_some() {
+                self.flush_joins(now, rng, actions)?;
+            } else {
+                let mut taken = used.to_vec();
+                taken.extend(self.spis());
+                let next = self.new_kek(now, Some(kek.next_spi), &taken, rng)?;
+                self.switch_kek(now, next, Vec::new(), rng, actions)?;
+            }
+        }
+        self.teks
+            .retain(|t| t.retire_at.is_none_or(|r| r > now) && t.expires > now);
+        let due: Vec<usize> = (0..self.teks.len())
+            .filter(|&i| {
+                let t = &self.teks[i];
+                t.retire_at.is_none() && t.expires.saturating_sub(margin) <= now
+            })
+            .collect();
+        self.replace_teks(now, &due, used, rng, actions)?;
+        // A TEK policy whose SA expired without replacement starts over.
+        for policy in 0..self.cfg.teks.len() {
+            if !self.teks.iter().any(|t| t.policy == policy) {
+                warn!("{}: TEK {} expired unreplaced", self.name(), policy);
+                let mut taken = used.to_vec();
+                taken.extend(self.spis());
+                let tek = self.new_tek(now, policy, None, &taken, rng)?;
+                self.teks.push(tek);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn status(&self, now: Millis) -> GroupStatus {
+        let mut members: Vec<(u64, String, bool)> = self
+            .members
+            .iter()
+            .map(|(id, m)| (id.0, m.identity.clone(), m.sender))
+            .collect();
+        members.sort();
+        GroupStatus {
+            id: self.cfg.id.clone(),
+            members,
+            rekey_spi: self.kek.as_ref().map(|k| k.spi),
+            rekey_expires_in: self.kek.as_ref().map(|k| k.expires.saturating_sub(now)),
+            next_message_id: self.kek.as_ref().map(|k| k.next_message_id),
+            teks: self
+                .live_teks(now)
+                .map(|t| {
+                    (
+                        t.sa(&self.cfg).protocol(),
+                        t.spi,
+                        t.expires.saturating_sub(now),
+                    )
+                })
+                .collect(),
+            recent_rekeys: self.recent_rekeys.iter().copied().collect(),
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! An in-memory group: one GCKS engine, N GM engines, a virtual clock, a
+//! multicast "segment" and a model of each GM's kernel SA table. Payloads
+//! cross the harness encoded and decoded, as they would cross charon.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use gikev2::crypto::{KeyWrapAlg, PrfAlg, Secret, SeededRng, SigAlg, SigningKey};
+use gikev2::gcks::{Gcks, GcksAction, MemberId, Registration};
+use gikev2::gm::{
+    Gm, GmAction, GmError, MembershipConfig, ReregisterReason, Role, SaDirection, TekInstall,
+};
+use gikev2::iana::{EncrId, ExchangeType, IdType, IntegId, KwaId};
+use gikev2::ike_sa::{IkeKeys, Millis};
+use gikev2::policy::{
+    Authorization, Delivery, GroupConfig, GroupWide, IdentityPattern, KeyManagement, Mode,
+    RekeyAuth, RekeyPolicy, TekPolicy, TekProtocol,
+};
+use gikev2::wire::{
+    GroupId, Payload, Reader, RekeySpi, SaRef, TrafficSelector, encode_chain, read_chain,
+};
+
+pub const PRF: PrfAlg = PrfAlg::HmacSha256;
+pub const IKE_KWA: KeyWrapAlg = KeyWrapAlg::Kw5649_256;
+
+pub fn group_id() -> GroupId {
+    GroupId {
+        id_type: IdType::ID_KEY_ID,
+        data: b"market-data".to_vec(),
+    }
+}
+
+/// A group like a market-data feed: AES-GCM ESP to 239.1.1.1, a signed
+/// multicast Rekey SA, LKH of the given degree.
+pub fn config(key_management: KeyManagement, member_limit: u32) -> GroupConfig {
+    GroupConfig {
+        id: group_id(),
+        teks: vec![TekPolicy {
+            protocol: TekProtocol::Esp,
+            encr: Some((EncrId::ENCR_AES_GCM_16, Some(256))),
+            integ: IntegId::NONE,
+            src: TrafficSelector::addr("10.1.0.0".parse().unwrap()),
+            dst: TrafficSelector::host("239.1.1.1".parse().unwrap(), 17, 5000),
+            lifetime_secs: 3600,
+            single_sender: false,
+        }],
+        rekey: Some(RekeyPolicy {
+            dst: "239.1.1.2:848".parse().unwrap(),
+            src: Some("10.1.0.1:848".parse().unwrap()),
+            encr: (EncrId::ENCR_AES_GCM_16, Some(256)),
+            integ: IntegId::NONE,
+            kwa: KwaId::KW_5649_256,
+            auth: RekeyAuth::Signature(SigningKey::generate(SigAlg::Ed25519).unwrap()),
+            lifetime_secs: 7200,
+        }),
+        group_wide: GroupWide {
+            atd_secs: 2,
+            dtd_secs: 5,
+            sender_id_bits: Some(8),
+        },
+        delivery: Delivery::Multicast,
+        key_management,
+        authorization: Authorization {
+            members: vec![IdentityPattern("*@example.com".into())],
+            senders: vec![IdentityPattern("sender*@example.com".into())],
+        },
+        member_limit,
+        max_sender_ids: 4,
+        mode: Mode::Tunnel,
+        rekey_margin_secs: 60,
+    }
+}
+
+/// One group member: the engine, its IKE SA keys and its kernel's SAs.
+pub struct Member {
+    pub id: MemberId,
+    pub identity: String,
+    pub gm: Gm,
+    pub sk_d: Secret,
+    pub kernel: BTreeMap<(SaRef, SaDirection), TekInstall>,
+    pub listening: Vec<RekeySpi>,
+    pub reregister: Vec<ReregisterReason>,
+    /// Errors from GSA_REKEY messages it could not take.
+    pub rekey_errors: Vec<String>,
+}
+
+pub struct Sim {
+    pub now: Millis,
+    pub gcks: Gcks,
+    pub members: Vec<Member>,
+    /// Every GSA_REKEY datagram the GCKS sent, in order.
+    pub sent: Vec<Vec<u8>>,
+    pub inband: Vec<(MemberId, Vec<Payload>)>,
+    pub closed: Vec<MemberId>,
+    seed: u64,
+}
+
+/// Encodes payloads and reads them back, as they cross charon.
+pub fn through_wire(payloads: &[Payload]) -> Vec<Payload> {
+    if payloads.is_empty() {
+        return Vec::new();
+    }
+    let mut b = Vec::new();
+    encode_chain(payloads, &mut b);
+    read_chain(payloads[0].ty(), &mut Reader::new(&b)).expect("our own encoding decodes")
+}
+
+impl Sim {
+    pub fn new(cfg: GroupConfig, seed: u64) -> Self {
+        let mut gcks = Gcks::new(Box::new(SeededRng::from_u64(seed)));
+        gcks.add_group(0, cfg).unwrap();
+        Self {
+            now: 0,
+            gcks,
+            members: Vec::new(),
+            sent: Vec::new(),
+            inband: Vec::new(),
+            closed: Vec::new(),
+            seed,
+        }
+    }
+
+    pub fn ike(sk_d: &Secret) -> IkeKeys<'_> {
+        IkeKeys {
+            sk_d,
+            prf: PRF,
+            kwa: IKE_KWA,
+        }
+    }
+
+    /// Adds a GM and runs its GSA_AUTH; returns its index.
+    pub fn join(&mut self, identity: &str, role: Role) -> Result<usize, GmError> {
+        let idx = self.members.len();
+        let cfg = MembershipConfig {
+            group: group_id(),
+            role,
+            sender_ids: 1,
+            offer: None,
+        };
+        let gm = Gm::new(
+            cfg,
+            Box::new(SeededRng::from_u64(self.seed ^ (idx as u64 + 1) << 20)),
+        );
+        let sk_d = Secret::new(vec![idx as u8 ^ 0x5a; 32]);
+        self.members.push(Member {
+            id: MemberId(idx as u64 + 1),
+            identity: identity.to_owned(),
+            gm,
+            sk_d,
+            kernel: BTreeMap::new(),
+            listening: Vec::new(),
+            reregister: Vec::new(),
+            rekey_errors: Vec::new(),
+        });
+        self.register(idx, ExchangeType::GSA_AUTH).map(|_| idx)
+    }
+
+    /// Runs a registration exchange for member `idx`.
+    pub fn register(&mut self, idx: usize, exchange: ExchangeType) -> Result<(), GmError> {
+        let m = &mut self.members[idx];
+        let request = through_wire(&m.gm.registration_payloads());
+        let response = self.gcks.handle_registration(
+            self.now,
+            &Registration {
+                member: m.id,
+                identity: &m.identity,
+                exchange,
+                payloads: &request,
+                ike: Self::ike(&m.sk_d),
+            },
+        );
+        let response = through_wire(&response);
+        let r =
+            m.gm.handle_registration_response(self.now, exchange, &response, Self::ike(&m.sk_d));
+        self.pump();
+        r
+    }
+
+    /// Moves every queued action: GCKS multicasts reach every listening
+    /// GM, GM actions land in their kernel models.
+    pub fn pump(&mut self) {
+        loop {
+            let mut progress = false;
+            while let Some(a) = self.gcks.poll_action() {
+                progress = true;
+                match a {
+                    GcksAction::Multicast { datagram, .. } => {
+                        self.sent.push(datagram.clone());
+                        self.deliver(&datagram, |_| true);
+                    }
+                    GcksAction::InbandRekey { member, payloads } => {
+                        self.inband.push((member, payloads))
+                    }
+                    GcksAction::CloseIkeSa { member } => self.closed.push(member),
+                }
+            }
+            for m in &mut self.members {
+                while let Some(a) = m.gm.poll_action() {
+                    progress = true;
+                    match a {
+                        GmAction::Install(t) => {
+                            m.kernel.insert((t.sa, t.direction), t);
+                        }
+                        GmAction::Delete { sa, direction } => {
+                            m.kernel.remove(&(sa, direction));
+                        }
+                        GmAction::ListenRekey { spi, .. } => m.listening.push(spi),
+                        GmAction::StopRekey { spi } => m.listening.retain(|s| *s != spi),
+                        GmAction::Reregister { reason } => m.reregister.push(reason),
+                    }
+                }
+            }
+            if !progress {
+                return;
+            }
+        }
+    }
+
+    /// Hands a datagram to the GMs `to` selects that listen on its SPI.
+    pub fn deliver(&mut self, datagram: &[u8], to: impl Fn(usize) -> bool) {
+        let spi = gikev2::rekey_message::peek(datagram).map(|(s, _)| s).ok();
+        for (i, m) in self.members.iter_mut().enumerate() {
+            if !to(i) || !spi.is_some_and(|s| m.listening.contains(&s)) {
+                continue;
+            }
+            match m.gm.handle_rekey(self.now, datagram) {
+                // Retransmissions are bitwise identical copies (§2.4.1.3):
+                // every one after the first is a replay by design.
+                Err(GmError::Replay { .. }) | Ok(()) => {}
+                Err(e) => m.rekey_errors.push(e.to_string()),
+            }
+        }
+    }
+
+    /// Advances the clock, running every timer due on the way.
+    pub fn advance(&mut self, ms: Millis) {
+        let end = self.now + ms;
+        loop {
+            self.gcks.handle_timeout(self.now);
+            for m in &mut self.members {
+                m.gm.handle_timeout(self.now);
+            }
+            self.pump();
+            let now = self.now;
+            let next = self
+                .members
+                .iter()
+                .filter_map(|m| m.gm.poll_timeout())
+                .chain(self.gcks.poll_timeout())
+                .filter(|t| *t > now && *t <= end)
+                .min();
+            match next {
+                Some(t) => self.now = t,
+                None => break,
+            }
+        }
+        self.now = end;
+        self.gcks.handle_timeout(self.now);
+        for m in &mut self.members {
+            m.gm.handle_timeout(self.now);
+        }
+        self.pump();
+    }
+
+    /// The inbound ESP SAs of member `i` as (SPI, encryption key).
+    pub fn inbound(&self, i: usize) -> Vec<(SaRef, Vec<u8>)> {
+        self.members[i]
+            .kernel
+            .iter()
+            .filter(|((_, d), _)| *d == SaDirection::Inbound)
+            .map(|((sa, _), t)| (*sa, t.encr_key.expose().to_vec()))
+            .collect()
+    }
+}
+
+pub fn receiver() -> Role {
+    Role {
+        receive: true,
+        send: false,
+    }
+}
+
+pub fn sender() -> Role {
+    Role {
+        receive: true,
+        send: true,
+    }
+}

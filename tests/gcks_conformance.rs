@@ -1,0 +1,486 @@
+//! What the GCKS engine puts on the wire, checked against RFC 9838's MUSTs
+//! by a member written here from the RFC, not by the crate's GM: it unwraps
+//! keys with the key-wrap primitive directly and opens GSA_REKEY messages
+//! with the keys it derived itself.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{IKE_KWA, PRF, Sim, config, group_id, receiver, through_wire};
+use gikev2::crypto::{
+    EncrAlg, IntegAlg, KeyWrapAlg, Secret, SeededRng, SkProtection, default_kwk, split_rekey_keymat,
+};
+use gikev2::gcks::{Gcks, GcksAction, MemberId, Registration};
+use gikev2::iana::{
+    EncrId, ExchangeType, GcauthId, IntegId, KwaId, NotifyType, SnId, TransformType,
+};
+use gikev2::ike_sa::IkeKeys;
+use gikev2::policy::{KeyManagement, RekeyAuth};
+use gikev2::rekey_message::{self, RekeyVerifier};
+use gikev2::wire::{Delete, GroupId, Gsa, GsaPolicy, Kd, Notify, Payload, RekeySpi, SaRef};
+
+const LKH2: KeyManagement = KeyManagement::Lkh { degree: 2 };
+
+fn gsa(p: &[Payload]) -> &Gsa {
+    p.iter()
+        .find_map(|p| match p {
+            Payload::Gsa(g) => Some(g),
+            _ => None,
+        })
+        .expect("GSA payload")
+}
+
+fn kd(p: &[Payload]) -> &Kd {
+    p.iter()
+        .find_map(|p| match p {
+            Payload::Kd(k) => Some(k),
+            _ => None,
+        })
+        .expect("KD payload")
+}
+
+/// A member as RFC 9838 §3.3 describes it, keeping every key it learns by
+/// ID; ID 0 stands for the default KWK of the channel at hand.
+struct ModelGm {
+    keys: HashMap<u32, Secret>,
+    kwa: KeyWrapAlg,
+}
+
+impl ModelGm {
+    /// Unwraps whatever it can reach, repeatedly; returns the SA key of
+    /// `sa` if reached.
+    fn learn(
+        &mut self,
+        kd: &Kd,
+        default: &Secret,
+        default_kwa: KeyWrapAlg,
+        sa: SaRef,
+    ) -> Option<Secret> {
+        let wraps = kd
+            .member_bag()
+            .map(|m| m.wrap_keys.clone())
+            .unwrap_or_default();
+        loop {
+            let mut progress = false;
+            for w in &wraps {
+                if self.keys.contains_key(&w.key_id) {
+                    continue;
+                }
+                let key = if w.kwk_id == 0 {
+                    default_kwa.unwrap(default.expose(), &w.encrypted).ok()
+                } else {
+                    self.keys
+                        .get(&w.kwk_id)
+                        .and_then(|k| self.kwa.unwrap(k.expose(), &w.encrypted).ok())
+                };
+                if let Some(k) = key {
+                    self.keys.insert(w.key_id, k);
+                    progress = true;
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+        let bag = kd.bag_for(&sa)?;
+        bag.sa_keys.iter().find_map(|w| {
+            if w.kwk_id == 0 {
+                default_kwa.unwrap(default.expose(), &w.encrypted).ok()
+            } else {
+                let k = self.keys.get(&w.kwk_id)?;
+                self.kwa.unwrap(k.expose(), &w.encrypted).ok()
+            }
+        })
+    }
+}
+
+struct Registered {
+    response: Vec<Payload>,
+    gsk_w: Secret,
+}
+
+fn register(
+    gcks: &mut Gcks,
+    now: u64,
+    member: u64,
+    identity: &str,
+    extra: Vec<Payload>,
+) -> Registered {
+    let sk_d = Secret::new(vec![member as u8; 32]);
+    let mut request = vec![Payload::Idg(group_id())];
+    request.extend(extra);
+    let request = through_wire(&request);
+    let ike = IkeKeys {
+        sk_d: &sk_d,
+        prf: PRF,
+        kwa: IKE_KWA,
+    };
+    let response = gcks.handle_registration(
+        now,
+        &Registration {
+            member: MemberId(member),
+            identity,
+            exchange: ExchangeType::GSA_AUTH,
+            payloads: &request,
+            ike,
+        },
+    );
+    Registered {
+        response: through_wire(&response),
+        gsk_w: default_kwk(PRF, &sk_d, IKE_KWA).unwrap(),
+    }
+}
+
+fn sk_of(kek: &GsaPolicy, keymat: &Secret) -> (SkProtection, Secret) {
+    let e = kek.transform(TransformType::ENCR).unwrap();
+    let encr = EncrAlg::new(EncrId(e.id), e.key_length()).unwrap();
+    let integ = kek
+        .transform(TransformType::INTEG)
+        .map_or(IntegAlg::NONE, |t| IntegAlg::new(IntegId(t.id)).unwrap());
+    let kwa = KeyWrapAlg::from_id(KwaId(kek.transform(TransformType::KWA).unwrap().id)).unwrap();
+    let keys = split_rekey_keymat(encr, integ, kwa, keymat).unwrap();
+    (
+        SkProtection::new(encr, integ, &keys.gsk_e, &keys.gsk_a).unwrap(),
+        keys.gsk_w,
+    )
+}
+
+fn multicasts(gcks: &mut Gcks) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(a) = gcks.poll_action() {
+        if let GcksAction::Multicast { datagram, .. } = a {
+            out.push(datagram);
+        }
+    }
+    out
+}
+
+/// M034, M052, M053, M063, M080, M088: what a registration response holds.
+#[test]
+fn registration_response_carries_every_mandatory_item() {
+    let mut gcks = Gcks::new(Box::new(SeededRng::from_u64(1)));
+    let cfg = config(LKH2, 8);
+    let RekeyAuth::Signature(signer) = cfg.rekey.as_ref().unwrap().auth.clone() else {
+        unreachable!()
+    };
+    gcks.add_group(0, cfg).unwrap();
+    let r = register(&mut gcks, 0, 1, "gm1@example.com", vec![]);
+    let g = gsa(&r.response);
+    let kek = g.kek().expect("a KEK policy (multicast rekey)");
+    // M088: the KWA transform; §4.4.2.1.1: GCAUTH at registration, with
+    // the Signature Algorithm Identifier (M053).
+    assert!(kek.transform(TransformType::KWA).is_some());
+    let gcauth = kek.transform(TransformType::GCAUTH).unwrap();
+    assert_eq!(GcauthId(gcauth.id), GcauthId::DIGITAL_SIGNATURE);
+    assert_eq!(
+        gcauth.signature_algorithm_id(),
+        Some(signer.alg().algorithm_identifier())
+    );
+    // M052, M080: AUTH_KEY as SubjectPublicKeyInfo DER.
+    let mb = kd(&r.response).member_bag().unwrap();
+    assert_eq!(mb.auth_key.as_deref(), Some(signer.public_key_der()));
+    // M063: a single GSA_KEY_LIFETIME in every policy with multicast rekey.
+    for p in g.sa_policies() {
+        assert!(p.key_lifetime().is_some(), "{:?}", p.sa);
+    }
+    // M034 and M061: SN in every Data-Security SA, 32-bit unspecified for
+    // the multi-sender group of this config.
+    for t in g.teks() {
+        let sn = t.transform(TransformType::SN).unwrap();
+        assert_eq!(SnId(sn.id), SnId::UNSPECIFIED32);
+    }
+    // M071: exactly one SA_KEY with zero Key ID and KWK ID for each TEK.
+    for t in g.teks() {
+        let bag = kd(&r.response).bag_for(&t.sa).unwrap();
+        assert_eq!(bag.sa_keys.len(), 1);
+        assert_eq!((bag.sa_keys[0].key_id, bag.sa_keys[0].kwk_id), (0, 0));
+    }
+    // No sender asked: no Sender-ID items (§5 note 1).
+    assert!(mb.sender_ids.is_empty());
+    assert!(g.group_wide().is_none_or(|gw| gw.sender_id_bits.is_none()));
+}
+
+/// M019, M050: implicit GCAUTH sends no AUTH_KEY; M018/M051: and its
+/// GSA_REKEY messages carry no AUTH payload.
+#[test]
+fn implicit_authentication_sends_no_auth_key_and_no_auth() {
+    let mut gcks = Gcks::new(Box::new(SeededRng::from_u64(2)));
+    let mut cfg = config(KeyManagement::Flat, 8);
+    cfg.rekey.as_mut().unwrap().auth = RekeyAuth::Implicit;
+    gcks.add_group(0, cfg).unwrap();
+    let r = register(&mut gcks, 0, 1, "gm1@example.com", vec![]);
+    assert!(
+        kd(&r.response)
+            .member_bag()
+            .is_none_or(|m| m.auth_key.is_none())
+    );
+    let kek = gsa(&r.response).kek().unwrap().clone();
+    assert_eq!(
+        GcauthId(kek.transform(TransformType::GCAUTH).unwrap().id),
+        GcauthId::IMPLICIT
+    );
+    let mut gm = ModelGm {
+        keys: HashMap::new(),
+        kwa: KeyWrapAlg::Kw5649_256,
+    };
+    let keymat = gm
+        .learn(kd(&r.response), &r.gsk_w, IKE_KWA, kek.sa)
+        .unwrap();
+    let (sk, _) = sk_of(&kek, &keymat);
+    multicasts(&mut gcks);
+    gcks.rekey(1000, &group_id()).unwrap();
+    let sent = multicasts(&mut gcks);
+    let opened = rekey_message::open(&sent[0], &sk, RekeyVerifier::Implicit).unwrap();
+    assert!(
+        !opened
+            .payloads
+            .iter()
+            .any(|p| matches!(p, Payload::Auth(_)))
+    );
+}
+
+/// M022: the first message over a new Rekey SA has Message ID 0, IDs then
+/// grow by one; M023: retransmissions are bitwise identical; M028: the old
+/// TEK is named in a Delete; M017/M086: no GM_SENDER_ID in rekeys.
+#[test]
+fn rekey_messages_number_from_zero_and_retransmit_identically() {
+    let mut gcks = Gcks::new(Box::new(SeededRng::from_u64(3)));
+    let mut cfg = config(KeyManagement::Flat, 8);
+    cfg.rekey.as_mut().unwrap().auth = RekeyAuth::Implicit;
+    gcks.add_group(0, cfg).unwrap();
+    let r = register(
+        &mut gcks,
+        0,
+        1,
+        "sender1@example.com",
+        vec![Payload::Notify(Notify::group_sender(None))],
+    );
+    let kek = gsa(&r.response).kek().unwrap().clone();
+    let old_tek = gsa(&r.response).teks().next().unwrap().sa;
+    let mut gm = ModelGm {
+        keys: HashMap::new(),
+        kwa: KeyWrapAlg::Kw5649_256,
+    };
+    let keymat = gm
+        .learn(kd(&r.response), &r.gsk_w, IKE_KWA, kek.sa)
+        .unwrap();
+    let (sk, _) = sk_of(&kek, &keymat);
+    multicasts(&mut gcks);
+
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        let now = 1000 + round * 10_000;
+        gcks.rekey(now, &group_id()).unwrap();
+        let first = multicasts(&mut gcks);
+        assert_eq!(first.len(), 1);
+        gcks.handle_timeout(now + 5000);
+        let copies = multicasts(&mut gcks);
+        assert_eq!(copies.len(), 2, "two retransmissions");
+        assert!(copies.iter().all(|c| *c == first[0]), "bitwise identical");
+        let opened = rekey_message::open(&first[0], &sk, RekeyVerifier::Implicit).unwrap();
+        ids.push(opened.message_id);
+        if round == 0 {
+            let deletes: Vec<&Delete> = opened
+                .payloads
+                .iter()
+                .filter_map(|p| match p {
+                    Payload::Delete(d) => Some(d),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(
+                deletes,
+                Delete::for_sas(&[old_tek]).iter().collect::<Vec<_>>()
+            );
+        }
+        assert!(
+            kd(&opened.payloads)
+                .member_bag()
+                .is_none_or(|m| m.sender_ids.is_empty())
+        );
+    }
+    assert_eq!(ids, [0, 1, 2]);
+}
+
+/// M038, M039, M041, M073: an exclusion sends the new KEK alone (no TEK) on
+/// the old KEK — several SA_KEYs, one keying material — then the new TEKs
+/// on the new KEK, whose first Message ID is 0.
+#[test]
+fn exclusion_separates_kek_and_tek_and_locks_out_the_excluded() {
+    let mut gcks = Gcks::new(Box::new(SeededRng::from_u64(4)));
+    let mut cfg = config(LKH2, 8);
+    cfg.rekey.as_mut().unwrap().auth = RekeyAuth::Implicit;
+    gcks.add_group(0, cfg).unwrap();
+    let mut members = Vec::new();
+    // Eight members fill both halves of a degree-2 tree of capacity 8.
+    for m in 1..=8u64 {
+        let r = register(&mut gcks, 0, m, &format!("gm{m}@example.com"), vec![]);
+        let kek = gsa(&r.response).kek().unwrap().clone();
+        let mut gm = ModelGm {
+            keys: HashMap::new(),
+            kwa: KeyWrapAlg::Kw5649_256,
+        };
+        let keymat = gm
+            .learn(kd(&r.response), &r.gsk_w, IKE_KWA, kek.sa)
+            .unwrap();
+        members.push((gm, kek, keymat));
+    }
+    multicasts(&mut gcks);
+    // Joiners are handed the Rekey SA the join flush then moves the group
+    // to, so they never hold a KEK that protected earlier messages.
+    gcks.handle_timeout(1500);
+    assert_eq!(multicasts(&mut gcks).len(), 1, "one join flush");
+    let spi = gcks.status(1500)[0].rekey_spi.unwrap();
+    let current: Vec<(GsaPolicy, Secret)> = members
+        .iter()
+        .map(|(_, kek, keymat)| (kek.clone(), keymat.clone()))
+        .collect();
+    assert!(current.iter().all(|(k, _)| k.sa == SaRef::Rekey(spi)));
+    assert!(
+        current.windows(2).all(|w| w[0].1 == w[1].1),
+        "one KEK for all"
+    );
+
+    gcks.exclude(2000, &group_id(), MemberId(2)).unwrap();
+    let sent = multicasts(&mut gcks);
+    assert_eq!(sent.len(), 2);
+    let (kek, keymat) = &current[0];
+    let (sk, gsk_w) = sk_of(kek, keymat);
+    let first = rekey_message::open(&sent[0], &sk, RekeyVerifier::Implicit).unwrap();
+    let g = gsa(&first.payloads);
+    assert!(g.kek().is_some());
+    assert_eq!(g.teks().count(), 0, "M038: no TEK with a membership change");
+    let new_kek = g.kek().unwrap().clone();
+    let sa_keys = &kd(&first.payloads).bag_for(&new_kek.sa).unwrap().sa_keys;
+    assert!(sa_keys.len() > 1, "LKH sends the SA key under several keys");
+
+    let mut followed = 0;
+    for (i, (gm, _, _)) in members.iter_mut().enumerate() {
+        let got = gm.learn(
+            kd(&first.payloads),
+            &gsk_w,
+            KeyWrapAlg::Kw5649_256,
+            new_kek.sa,
+        );
+        if i == 1 {
+            assert!(got.is_none(), "the excluded member reaches no key");
+            continue;
+        }
+        let km = got.expect("the others follow");
+        // M041: every SA_KEY holds the same keying material.
+        for w in sa_keys {
+            if let Some(k) = gm.keys.get(&w.kwk_id) {
+                assert_eq!(
+                    KeyWrapAlg::Kw5649_256
+                        .unwrap(k.expose(), &w.encrypted)
+                        .unwrap(),
+                    km
+                );
+            }
+        }
+        let (sk2, _) = sk_of(&new_kek, &km);
+        let second = rekey_message::open(&sent[1], &sk2, RekeyVerifier::Implicit).unwrap();
+        assert_eq!(second.message_id, 0, "M022");
+        assert!(gsa(&second.payloads).teks().count() >= 1);
+        followed += 1;
+    }
+    assert_eq!(followed, 7);
+    // The second message does not open under the old KEK.
+    assert!(rekey_message::open(&sent[1], &sk, RekeyVerifier::Implicit).is_err());
+}
+
+/// M004: a GM that reports NO_PROPOSAL_CHOSEN in GSA_REGISTRATION is
+/// removed; M007: SAg sets are honoured (NO_PROPOSAL_CHOSEN otherwise);
+/// M085: never more Sender-IDs than asked.
+#[test]
+fn leaving_sag_and_sender_id_counts() {
+    let mut sim = Sim::new(config(LKH2, 8), 5);
+    sim.join("gm1@example.com", receiver()).unwrap();
+    assert_eq!(sim.gcks.status(0)[0].members.len(), 1);
+    let leave = through_wire(
+        &sim.members[0]
+            .gm
+            .leave_payloads(NotifyType::NO_PROPOSAL_CHOSEN),
+    );
+    let sk_d = sim.members[0].sk_d.clone();
+    let resp = sim.gcks.handle_registration(
+        0,
+        &Registration {
+            member: sim.members[0].id,
+            identity: "gm1@example.com",
+            exchange: ExchangeType::GSA_REGISTRATION,
+            payloads: &leave,
+            ike: Sim::ike(&sk_d),
+        },
+    );
+    assert!(resp.is_empty(), "Figure 8: an empty response");
+    assert!(sim.gcks.status(0)[0].members.is_empty());
+
+    // An SAg that does not list the group's cipher.
+    let sag = gikev2::config::membership_from_settings([
+        ("id", "market-data"),
+        ("accept.esp", "aes128gcm16"),
+    ])
+    .unwrap()
+    .offer
+    .unwrap();
+    let mut gcks = Gcks::new(Box::new(SeededRng::from_u64(6)));
+    gcks.add_group(0, config(LKH2, 8)).unwrap();
+    let r = register(&mut gcks, 0, 9, "gm9@example.com", vec![Payload::Sag(sag)]);
+    assert_eq!(
+        r.response,
+        [Payload::Notify(Notify::plain(
+            NotifyType::NO_PROPOSAL_CHOSEN
+        ))]
+    );
+
+    // Sender-IDs: asked 3 of a maximum 4 → 3; asked 9 → 4.
+    for (ask, want) in [(3, 3), (9, 4)] {
+        let r = register(
+            &mut gcks,
+            0,
+            20 + ask as u64,
+            &format!("sender{ask}@example.com"),
+            vec![Payload::Notify(Notify::group_sender(Some(ask)))],
+        );
+        let ids = &kd(&r.response).member_bag().unwrap().sender_ids;
+        assert_eq!(ids.len(), want);
+        assert_eq!(
+            gsa(&r.response).group_wide().unwrap().sender_id_bits,
+            Some(8),
+            "M068: Sender-ID bits with counter mode and senders"
+        );
+    }
+}
+
+/// Unknown groups get INVALID_GROUP_ID.
+#[test]
+fn unknown_group_is_invalid() {
+    let mut gcks = Gcks::new(Box::new(SeededRng::from_u64(7)));
+    gcks.add_group(0, config(LKH2, 8)).unwrap();
+    let sk_d = Secret::new(vec![1; 32]);
+    let req = through_wire(&[Payload::Idg(GroupId {
+        id_type: gikev2::iana::IdType::ID_KEY_ID,
+        data: b"video".to_vec(),
+    })]);
+    let resp = gcks.handle_registration(
+        0,
+        &Registration {
+            member: MemberId(1),
+            identity: "gm1@example.com",
+            exchange: ExchangeType::GSA_AUTH,
+            payloads: &req,
+            ike: IkeKeys {
+                sk_d: &sk_d,
+                prf: PRF,
+                kwa: IKE_KWA,
+            },
+        },
+    );
+    assert_eq!(
+        resp,
+        [Payload::Notify(Notify::plain(NotifyType::INVALID_GROUP_ID))]
+    );
+    let _ = RekeySpi::default();
+}

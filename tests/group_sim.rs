@@ -1,0 +1,365 @@
+//! Whole groups in one process: a GCKS engine and GM engines on a virtual
+//! clock, their payloads crossing the wire codec, each GM's kernel SA table
+//! modelled from the engine's install and delete actions.
+
+mod common;
+
+use common::{Sim, config, group_id, receiver, sender};
+use gikev2::crypto::{CryptoError, EncrAlg, IntegAlg, KeyWrapAlg, Secret, SeededRng};
+use gikev2::gcks::Gcks;
+use gikev2::gm::{Gm, GmAction, GmError, MembershipConfig, ReregisterReason, Role, SaDirection};
+use gikev2::iana::{EncrId, ExchangeType, IntegId, SnId};
+use gikev2::policy::{Delivery, KeyManagement};
+use gikev2::rekey_message::RekeyError;
+use gikev2::wire::{
+    GroupKeyBag, GroupPolicy, Gsa, GsaPolicy, Kd, KeyBag, Payload, SaRef, Transform, WrappedKey,
+};
+
+const LKH4: KeyManagement = KeyManagement::Lkh { degree: 4 };
+
+/// The Data-Security SAs every listed member has inbound, which must agree.
+fn common_tek(sim: &Sim, who: impl Iterator<Item = usize>) -> Vec<(SaRef, Vec<u8>)> {
+    let mut agreed: Option<Vec<(SaRef, Vec<u8>)>> = None;
+    for i in who {
+        let mine = sim.inbound(i);
+        match &agreed {
+            None => agreed = Some(mine),
+            Some(a) => assert_eq!(&mine, a, "member {i} disagrees"),
+        }
+    }
+    agreed.unwrap()
+}
+
+#[test]
+fn thousand_members_follow_rekeys_and_lose_an_excluded_one() {
+    let mut sim = Sim::new(config(LKH4, 2000), 1);
+    for i in 0..1000 {
+        sim.join(&format!("gm{i}@example.com"), receiver()).unwrap();
+    }
+    // The join flush moves everyone to the Rekey SA joiners were given.
+    sim.advance(2_000);
+    let before = common_tek(&sim, 0..1000);
+    assert_eq!(before.len(), 1, "one TEK, installed inbound everywhere");
+    assert_eq!(before[0].1.len(), 36, "AES-GCM-256 key and 4-octet salt");
+    let status = &sim.gcks.status(sim.now)[0];
+    assert_eq!(status.members.len(), 1000);
+    assert!(sim.members.iter().all(|m| m.rekey_errors.is_empty()));
+
+    let excluded = 500;
+    let sent_before = sim.sent.len();
+    sim.gcks
+        .exclude(sim.now, &group_id(), sim.members[excluded].id)
+        .unwrap();
+    sim.pump();
+    // Two messages (§3.2.1): the new KEK on the old one, then the new TEK
+    // on the new KEK only.
+    assert_eq!(sim.sent.len() - sent_before, 2);
+    sim.advance(10_000); // past ATD and DTD, retransmissions included
+
+    let others = (0..1000).filter(|&i| i != excluded);
+    let after = common_tek(&sim, others.clone());
+    assert_eq!(after.len(), 1);
+    assert_ne!(after[0].0, before[0].0, "a new TEK SPI");
+    assert_ne!(after[0].1, before[0].1, "new TEK keys");
+    let x = &sim.members[excluded];
+    assert!(!x.kernel.keys().any(|(sa, _)| *sa == after[0].0));
+    assert!(
+        !x.rekey_errors.is_empty(),
+        "the excluded GM could not follow"
+    );
+    assert!(x.reregister.contains(&ReregisterReason::Excluded));
+    assert!(
+        others
+            .clone()
+            .all(|i| sim.members[i].rekey_errors.is_empty())
+    );
+
+    // A following TEK rekey: everyone but the excluded member installs it.
+    sim.gcks.rekey(sim.now, &group_id()).unwrap();
+    sim.advance(10_000);
+    let next = common_tek(&sim, others.clone());
+    assert_ne!(next[0].0, after[0].0);
+    assert!(
+        !sim.members[excluded]
+            .kernel
+            .keys()
+            .any(|(sa, _)| *sa == next[0].0)
+    );
+    assert!(
+        others
+            .clone()
+            .all(|i| sim.members[i].rekey_errors.is_empty())
+    );
+}
+
+#[test]
+fn exclusion_rekey_grows_with_log_n() {
+    let d = 4;
+    let mut counts = Vec::new();
+    for n in [16usize, 256, 2048] {
+        let mut sim = Sim::new(config(LKH4, n as u32), 2);
+        for i in 0..n {
+            sim.join(&format!("gm{i}@example.com"), receiver()).unwrap();
+        }
+        sim.advance(2_000);
+        sim.gcks
+            .exclude(sim.now, &group_id(), sim.members[n / 3].id)
+            .unwrap();
+        let rekeys = &sim.gcks.status(sim.now)[0].recent_rekeys;
+        // The exclusion message is the one before the TEK rekey.
+        let exclusion = rekeys[rekeys.len() - 2];
+        let levels = (n as f64).log(d as f64).ceil() as usize;
+        // d·log_d N tree keys plus the new SA key under each top key.
+        assert!(
+            exclusion.wrapped_keys <= d * levels + d,
+            "N={n}: {} wrapped keys",
+            exclusion.wrapped_keys
+        );
+        counts.push(exclusion.wrapped_keys);
+    }
+    assert!(
+        counts[0] < counts[1] && counts[1] < counts[2],
+        "not growing with N: {counts:?}"
+    );
+}
+
+/// Two GCKS engines with the same seed and the same inputs hold the same
+/// Rekey SA keys; only their signing keys differ. A rekey from the second
+/// is a perfect forgery but for the signature.
+#[test]
+fn replays_tampering_and_forged_signatures_change_nothing() {
+    let mut sim = Sim::new(config(LKH4, 16), 3);
+    for i in 0..3 {
+        sim.join(&format!("gm{i}@example.com"), receiver()).unwrap();
+    }
+    sim.advance(2_000);
+    sim.gcks.rekey(sim.now, &group_id()).unwrap();
+    sim.pump();
+    let genuine = sim.sent.last().unwrap().clone();
+    sim.advance(10_000);
+    let snapshot = |sim: &Sim| {
+        sim.members
+            .iter()
+            .map(|m| (m.gm.status(sim.now), m.kernel.clone()))
+            .collect::<Vec<_>>()
+    };
+
+    let before = snapshot(&sim);
+    let gm = &mut sim.members[0].gm;
+    // Replay: the same Message ID again (M109).
+    let err = gm.handle_rekey(sim.now, &genuine).unwrap_err();
+    assert!(matches!(err, GmError::Replay { .. }), "{err}");
+    // Any flipped bit: header, SK header, IV, ciphertext or ICV.
+    for bit in [0, 130, 200, 259, 300, genuine.len() * 8 - 1] {
+        let mut bad = genuine.clone();
+        bad[bit / 8] ^= 1 << (bit % 8);
+        assert!(gm.handle_rekey(sim.now, &bad).is_err(), "bit {bit}");
+    }
+    assert!(gm.poll_action().is_none(), "nothing to install or delete");
+    assert_eq!(snapshot(&sim), before);
+
+    // A rekey the GM has not seen yet, but with an older Message ID than
+    // the last it took: rejected before any crypto.
+    let older = sim.sent[sim.sent.len() - 4].clone();
+    let err = sim.members[1].gm.handle_rekey(sim.now, &older).unwrap_err();
+    assert!(
+        matches!(err, GmError::Replay { .. } | GmError::UnknownRekeySa(_)),
+        "{err}"
+    );
+
+    // The forger: same seed, same history, another signing key.
+    let mut forger = Gcks::new(Box::new(SeededRng::from_u64(3)));
+    forger.add_group(0, config(LKH4, 16)).unwrap();
+    let mut fsim = Sim::new(config(LKH4, 16), 3);
+    fsim.gcks = forger;
+    for i in 0..3 {
+        fsim.join(&format!("gm{i}@example.com"), receiver())
+            .unwrap();
+    }
+    fsim.advance(2_000);
+    fsim.gcks.rekey(fsim.now, &group_id()).unwrap();
+    fsim.pump();
+    fsim.advance(10_000);
+    fsim.gcks.rekey(fsim.now, &group_id()).unwrap();
+    fsim.pump();
+    let forged = fsim.sent.last().unwrap().clone();
+    assert_eq!(forged.len(), genuine.len(), "same layout, same keys");
+    let before = snapshot(&sim);
+    let err = sim.members[2]
+        .gm
+        .handle_rekey(sim.now, &forged)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            GmError::Rekey(RekeyError::Crypto(CryptoError::BadSignature))
+        ),
+        "{err}"
+    );
+    assert!(sim.members[2].gm.poll_action().is_none());
+    assert_eq!(snapshot(&sim), before);
+}
+
+#[test]
+fn senders_never_share_a_sender_id() {
+    let mut sim = Sim::new(config(LKH4, 64), 4);
+    for i in 0..20 {
+        sim.join(&format!("sender{i}@example.com"), sender())
+            .unwrap();
+    }
+    sim.join("gm@example.com", receiver()).unwrap();
+    sim.advance(2_000);
+    let mut ids = Vec::new();
+    for m in &sim.members[..20] {
+        let outbound: Vec<_> = m
+            .kernel
+            .iter()
+            .filter(|((_, d), _)| *d == SaDirection::Outbound)
+            .collect();
+        assert_eq!(outbound.len(), 1, "{} sends", m.identity);
+        let (id, bits) = outbound[0].1.sender_id.expect("counter mode needs one");
+        assert_eq!(bits, 8);
+        ids.push(id);
+    }
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "{ids:?}");
+    // Registering again hands out fresh IDs, never reused (§2.5.1).
+    sim.register(0, ExchangeType::GSA_REGISTRATION).unwrap();
+    let again = sim.members[0]
+        .kernel
+        .values()
+        .find_map(|t| t.sender_id)
+        .unwrap()
+        .0;
+    assert!(!ids.contains(&again));
+    // The receiver installs nothing outbound.
+    assert!(
+        sim.members[20]
+            .kernel
+            .keys()
+            .all(|(_, d)| *d == SaDirection::Inbound)
+    );
+}
+
+#[test]
+fn unauthorized_and_unknown_groups_are_refused() {
+    let mut sim = Sim::new(config(LKH4, 2), 5);
+    let err = sim.join("mallory@example.org", receiver()).unwrap_err();
+    assert!(
+        matches!(err, GmError::Refused(n) if n == gikev2::iana::NotifyType::AUTHORIZATION_FAILED)
+    );
+    // A receiver identity asking to send is refused too.
+    let err = sim.join("gm@example.com", sender()).unwrap_err();
+    assert!(
+        matches!(err, GmError::Refused(n) if n == gikev2::iana::NotifyType::AUTHORIZATION_FAILED)
+    );
+    sim.join("gm1@example.com", receiver()).unwrap();
+    sim.join("gm2@example.com", receiver()).unwrap();
+    // The member limit.
+    let err = sim.join("gm3@example.com", receiver()).unwrap_err();
+    assert!(
+        matches!(err, GmError::Refused(n) if n == gikev2::iana::NotifyType::REGISTRATION_FAILED)
+    );
+    assert!(sim.members[..2].iter().all(|m| m.kernel.is_empty()));
+}
+
+/// A sender holding no Sender-ID that is handed a counter-mode TEK must not
+/// install it and must ask to register again (M025, M026).
+#[test]
+fn sender_without_sender_id_does_not_install_counter_mode_tek() {
+    // An inband group with AES-CBC: no Sender-IDs are handed out.
+    let mut cfg = config(KeyManagement::Flat, 8);
+    cfg.rekey = None;
+    cfg.delivery = Delivery::Inband;
+    cfg.teks[0].encr = Some((EncrId::ENCR_AES_CBC, Some(128)));
+    cfg.teks[0].integ = IntegId::AUTH_HMAC_SHA2_256_128;
+    cfg.group_wide.sender_id_bits = None;
+    let mut sim = Sim::new(cfg, 6);
+    let idx = sim.join("sender1@example.com", sender()).unwrap();
+    let m = &mut sim.members[idx];
+    assert!(
+        m.kernel
+            .contains_key(&(m.kernel.keys().next().unwrap().0, SaDirection::Outbound))
+    );
+
+    // The GCKS (played here) moves the group to AES-GCM by inband rekey.
+    let gsk_w = Sim::ike(&m.sk_d).default_kwk().unwrap();
+    let gcm = EncrAlg::new(EncrId::ENCR_AES_GCM_16, Some(128)).unwrap();
+    let keymat = Secret::new(vec![
+        9;
+        gikev2::crypto::data_keymat_len(
+            Some(gcm),
+            IntegAlg::NONE
+        )
+        .unwrap()
+    ]);
+    let sa = SaRef::Esp(0x4242_4242);
+    let payloads = vec![
+        Payload::Gsa(Gsa {
+            policies: vec![GroupPolicy::Sa(GsaPolicy {
+                sa,
+                src: common::config(LKH4, 1).teks[0].src,
+                dst: common::config(LKH4, 1).teks[0].dst,
+                transforms: vec![
+                    Transform::encr(EncrId::ENCR_AES_GCM_16, Some(128)),
+                    Transform::sn(SnId::UNSPECIFIED32),
+                ],
+                attrs: vec![],
+            })],
+        }),
+        Payload::Kd(Kd {
+            bags: vec![KeyBag::Group(GroupKeyBag {
+                sa,
+                sa_keys: vec![WrappedKey {
+                    key_id: 0,
+                    kwk_id: 0,
+                    encrypted: KeyWrapAlg::Kw5649_256
+                        .wrap(gsk_w.expose(), keymat.expose())
+                        .unwrap(),
+                }],
+                other: vec![],
+            })],
+        }),
+    ];
+    m.gm.handle_inband_rekey(sim.now, &payloads, Sim::ike(&m.sk_d))
+        .unwrap();
+    sim.pump();
+    sim.advance(1);
+    let m = &sim.members[idx];
+    assert!(m.kernel.contains_key(&(sa, SaDirection::Inbound)));
+    assert!(!m.kernel.contains_key(&(sa, SaDirection::Outbound)));
+    assert!(m.reregister.contains(&ReregisterReason::NoSenderId));
+}
+
+#[test]
+fn gm_reports_what_it_holds() {
+    let mut sim = Sim::new(config(LKH4, 8), 7);
+    sim.join("gm1@example.com", receiver()).unwrap();
+    let status = sim.members[0].gm.status(sim.now);
+    assert!(status.registered);
+    assert_eq!(status.rekey_spis.len(), 1);
+    assert_eq!(
+        status.key_path.len(),
+        2,
+        "leaf and top key for 8 members, d=4"
+    );
+    let _ = (
+        Gm::new(
+            MembershipConfig {
+                group: group_id(),
+                role: Role {
+                    receive: true,
+                    send: false,
+                },
+                sender_ids: 1,
+                offer: None,
+            },
+            Box::new(SeededRng::from_u64(0)),
+        ),
+        GmAction::Reregister {
+            reason: ReregisterReason::Expiring,
+        },
+    );
+}
