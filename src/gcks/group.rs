@@ -507,7 +507,9 @@ impl Group {
         let mut attrs = Vec::new();
         // Lifetime and next SPIs are for multicast members (Tables 2, 3).
         if multicast {
-            attrs.push(GsaAttr::KeyLifetime(secs_left(now, tek.expires)));
+            // A TEK being replaced lives only until it is retired.
+            let until = tek.retire_at.map_or(tek.expires, |r| r.min(tek.expires));
+            attrs.push(GsaAttr::KeyLifetime(secs_left(now, until)));
             attrs.push(GsaAttr::NextSpi(tek.next_spi.to_be_bytes().to_vec()));
         }
         GsaPolicy {
