@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod crypto;
+pub mod ffi;
 pub mod gcks;
 pub mod gm;
 pub mod iana;

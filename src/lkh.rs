@@ -689,6 +689,15 @@ impl LkhTree {
     }
 
     /// Approximate heap octets held, for memory figures.
+    /// Nodes whose new keys the next [`take_join_refresh`] sends; each
+    /// costs at most `degree` WRAP_KEYs. Lets the caller flush before the
+    /// refresh outgrows one message.
+    ///
+    /// [`take_join_refresh`]: Self::take_join_refresh
+    pub fn pending_refresh_nodes(&self) -> usize {
+        self.window.len()
+    }
+
     pub fn heap_bytes(&self) -> usize {
         let levels: usize = self
             .levels

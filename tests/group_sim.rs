@@ -363,3 +363,35 @@ fn gm_reports_what_it_holds() {
         },
     );
 }
+
+/// Joins into freed, scattered places of a big tree refresh many nodes; a
+/// burst of them must still fit GSA_REKEY's 64 KiB, and members follow.
+#[test]
+fn a_burst_of_joins_into_a_sparse_tree_fits_in_gsa_rekey() {
+    let mut sim = Sim::new(config(LKH4, 20_000), 8);
+    for i in 0..3 {
+        sim.join(&format!("gm{i}@example.com"), receiver()).unwrap();
+    }
+    for m in 0..4000 {
+        sim.register_silent(1000 + m, &format!("bulk{m}@example.com"));
+    }
+    sim.advance(2_000);
+    for m in (0..4000).step_by(13) {
+        sim.gcks
+            .exclude(sim.now, &group_id(), gikev2::gcks::MemberId(1000 + m))
+            .unwrap();
+    }
+    sim.pump();
+    let before = sim.sent.len();
+    for m in 0..400 {
+        sim.register_silent(100_000 + m, &format!("late{m}@example.com"));
+    }
+    sim.advance(10_000); // the flushes, then DTD for the old Rekey SAs
+    assert!(sim.sent.len() > before, "joins were flushed");
+    let biggest = sim.sent.iter().map(Vec::len).max().unwrap();
+    assert!(biggest < 65_535, "{biggest} octets");
+    assert!(sim.members.iter().all(|m| m.rekey_errors.is_empty()));
+    let kek = sim.gcks.status(sim.now)[0].rekey_spi.unwrap();
+    assert!(sim.members.iter().all(|m| m.listening == [kek]));
+    common_tek(&sim, 0..3);
+}

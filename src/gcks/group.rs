@@ -1,7 +1,7 @@
 //! One group at the GCKS: its Rekey SA and Data-Security SAs, members,
 //! key tree and rekey schedule, and the GSA and KD payloads it hands out.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use log::{debug, info, warn};
@@ -27,6 +27,12 @@ const RETRANSMIT_INTERVAL: Millis = 1000;
 const JOIN_FLUSH_DELAY: Millis = 1000;
 /// GSA_REKEY summaries kept for the operator.
 const RECENT_REKEYS: usize = 8;
+/// Octets of WRAP_KEYs one join flush may carry; with the headers this
+/// keeps the message well under IKE's 64 KiB payload limit.
+const JOIN_FLUSH_BUDGET: usize = 40_000;
+/// Upper bound of one WRAP_KEY attribute in a key tree: attribute header,
+/// Key ID, KWK ID and a wrapped 32-octet key.
+const WRAP_KEY_MAX: usize = 4 + 8 + 48;
 
 /// The current Rekey SA.
 struct Kek {
@@ -103,6 +109,8 @@ pub(super) struct Group {
     kek_next: Option<Kek>,
     teks: Vec<Tek>,
     members: HashMap<MemberId, Member>,
+    /// Members served by GSA_INBAND_REKEY, so rekeys need not scan them all.
+    inband: BTreeSet<MemberId>,
     lkh: Option<LkhTree>,
     next_sender_id: u32,
     join_flush_at: Option<Millis>,
@@ -186,6 +194,7 @@ impl Group {
             kek_next: None,
             teks: Vec::new(),
             members: HashMap::new(),
+            inband: BTreeSet::new(),
             lkh,
             next_sender_id: 0,
             join_flush_at: None,
@@ -388,8 +397,7 @@ impl Group {
         // A member registering again (lost rekeys, new Sender-IDs) keeps its
         // place in the key tree: it held those keys already.
         let old_slot = self
-            .members
-            .remove(&req.member)
+            .take_member(req.member)
             .filter(|m| m.inband == inband)
             .and_then(|m| m.slot);
         let slot = match (&mut self.lkh, inband) {
@@ -429,8 +437,39 @@ impl Group {
         if !inband {
             actions.push_back(GcksAction::CloseIkeSa { member: req.member });
         }
-        self.members.insert(req.member, member);
+        self.add_member(req.member, member);
+        // A burst of joins: flush now rather than let the refresh outgrow
+        // one message.
+        if self.join_refresh_full()
+            && let Err(e) = self.flush_joins(now, rng, actions)
+        {
+            warn!("{}: join flush failed: {e}", self.name());
+        }
         Ok(payloads)
+    }
+
+    fn add_member(&mut self, id: MemberId, m: Member) {
+        if m.inband {
+            self.inband.insert(id);
+        } else {
+            self.inband.remove(&id);
+        }
+        self.members.insert(id, m);
+    }
+
+    fn take_member(&mut self, id: MemberId) -> Option<Member> {
+        self.inband.remove(&id);
+        self.members.remove(&id)
+    }
+
+    /// Whether the pending join refresh, plus the worst one more join could
+    /// add (a whole path, each node under `degree` children), could outgrow
+    /// one GSA_REKEY.
+    fn join_refresh_full(&self) -> bool {
+        self.lkh.as_ref().is_some_and(|t| {
+            let per_node = usize::from(t.degree()) * WRAP_KEY_MAX;
+            (t.pending_refresh_nodes() + t.depth()) * per_node > JOIN_FLUSH_BUDGET
+        })
     }
 
     /// The KEK a joining member gets: with LKH, the one the pending join
@@ -679,7 +718,7 @@ impl Group {
     }
 
     fn multicast_members(&self) -> bool {
-        self.members.values().any(|m| !m.inband)
+        self.members.len() > self.inband.len()
     }
 
     /// Moves the group to a new Rekey SA: GSA(KEK) and KD on the old one
@@ -841,11 +880,12 @@ impl Group {
             self.send_rekey(now, &payloads, rng, actions)?;
         }
         // Inband: each member's own IKE SA and KWK (§2.4.2).
-        let mut inband: Vec<(&MemberId, &Member)> =
-            self.members.iter().filter(|(_, m)| m.inband).collect();
-        inband.sort_by_key(|(id, _)| **id);
-        for (id, m) in inband {
-            let Some((kwk, kwa)) = &m.ike_kwk else {
+        for id in &self.inband {
+            let Some(Member {
+                ike_kwk: Some((kwk, kwa)),
+                ..
+            }) = self.members.get(id)
+            else {
                 continue;
             };
             let mut policies: Vec<GroupPolicy> = new
@@ -909,7 +949,7 @@ impl Group {
         rng: &mut dyn Rng,
         actions: &mut VecDeque<GcksAction>,
     ) {
-        let Some(m) = self.members.remove(&id) else {
+        let Some(m) = self.take_member(id) else {
             return;
         };
         let result = (|| -> Result<(), GcksError> {

@@ -36,6 +36,9 @@ const REREGISTER_JITTER: Millis = 5000;
 /// How long before an SA expires without replacement the GM registers
 /// again (soft lifetime, §2.4.1.4).
 const SOFT_LIFETIME_MARGIN: Millis = 30_000;
+/// A registration asked for and not answered is asked for again after
+/// this long; meanwhile further reasons do not repeat the request.
+const REREGISTER_RETRY: Millis = 30_000;
 
 /// What this member does with the group's traffic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -233,6 +236,8 @@ pub struct Gm {
     /// (M011, M012).
     seen_message_ids: Vec<(RekeySpi, u32)>,
     reregister_at: Option<(Millis, ReregisterReason)>,
+    /// When the last `Reregister` went out, until a registration succeeds.
+    reregister_sent: Option<(Millis, ReregisterReason)>,
     actions: VecDeque<GmAction>,
 }
 
@@ -281,6 +286,7 @@ impl Gm {
             sender_ids: Vec::new(),
             seen_message_ids: Vec::new(),
             reregister_at: None,
+            reregister_sent: None,
             actions: VecDeque::new(),
         }
     }
@@ -387,6 +393,7 @@ impl Gm {
         self.path = path;
         self.registered = true;
         self.reregister_at = None;
+        self.reregister_sent = None;
         for t in old {
             // SAs the new policy still holds are installed again below.
             self.delete_now(&t);
@@ -876,6 +883,18 @@ impl Gm {
     }
 
     fn schedule_reregister(&mut self, now: Millis, reason: ReregisterReason, delay: Millis) {
+        if self
+            .reregister_sent
+            .is_some_and(|(sent, _)| now < sent + REREGISTER_RETRY)
+        {
+            return; // already asked; the answer is on its way
+        }
+        if self
+            .reregister_at
+            .is_some_and(|(_, r)| r == ReregisterReason::Excluded)
+        {
+            return; // keep the random wait of §2.4.3
+        }
         let at = now + delay;
         if self.reregister_at.is_none_or(|(t, _)| at < t) {
             self.reregister_at = Some((at, reason));
@@ -900,6 +919,7 @@ impl Gm {
         keks.chain(teks)
             .flatten()
             .chain(self.reregister_at.map(|(at, _)| at))
+            .chain(self.reregister_sent.map(|(at, _)| at + REREGISTER_RETRY))
             .min()
     }
 
@@ -963,10 +983,18 @@ impl Gm {
                 self.schedule_reregister(now, ReregisterReason::Expiring, 0);
             }
         }
+        // Unanswered: ask again.
+        if let Some((sent, reason)) = self.reregister_sent
+            && now >= sent + REREGISTER_RETRY
+        {
+            self.reregister_sent = None;
+            self.schedule_reregister(now, reason, 0);
+        }
         if let Some((at, reason)) = self.reregister_at
             && at <= now
         {
             self.reregister_at = None;
+            self.reregister_sent = Some((now, reason));
             info!("registering again: {reason:?}");
             self.actions.push_back(GmAction::Reregister { reason });
         }

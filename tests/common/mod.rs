@@ -85,6 +85,25 @@ pub struct Member {
     pub rekey_errors: Vec<String>,
 }
 
+impl Member {
+    /// Applies the GM's actions to the kernel model.
+    fn drain(&mut self) {
+        while let Some(a) = self.gm.poll_action() {
+            match a {
+                GmAction::Install(t) => {
+                    self.kernel.insert((t.sa, t.direction), t);
+                }
+                GmAction::Delete { sa, direction } => {
+                    self.kernel.remove(&(sa, direction));
+                }
+                GmAction::ListenRekey { spi, .. } => self.listening.push(spi),
+                GmAction::StopRekey { spi } => self.listening.retain(|s| *s != spi),
+                GmAction::Reregister { reason } => self.reregister.push(reason),
+            }
+        }
+    }
+}
+
 pub struct Sim {
     pub now: Millis,
     pub gcks: Gcks,
@@ -177,42 +196,48 @@ impl Sim {
         r
     }
 
+    /// Registers a member the GCKS serves but no GM engine plays: fills
+    /// big groups cheaply. Its response is checked but not processed.
+    pub fn register_silent(&mut self, member: u64, identity: &str) {
+        let sk_d = Secret::new(member.to_be_bytes().repeat(4));
+        let request = through_wire(&[Payload::Idg(group_id())]);
+        let response = self.gcks.handle_registration(
+            self.now,
+            &Registration {
+                member: MemberId(member),
+                identity,
+                exchange: ExchangeType::GSA_AUTH,
+                payloads: &request,
+                ike: Self::ike(&sk_d),
+            },
+        );
+        assert!(
+            response.iter().any(|p| matches!(p, Payload::Gsa(_))),
+            "{identity} refused: {response:?}"
+        );
+        self.pump();
+    }
+
     /// Moves every queued action: GCKS multicasts reach every listening
-    /// GM, GM actions land in their kernel models.
+    /// GM, GM actions land in their kernel models as soon as the GM emits
+    /// them (a host acts on them before it reads the next datagram).
     pub fn pump(&mut self) {
         loop {
-            let mut progress = false;
-            while let Some(a) = self.gcks.poll_action() {
-                progress = true;
-                match a {
-                    GcksAction::Multicast { datagram, .. } => {
-                        self.sent.push(datagram.clone());
-                        self.deliver(&datagram, |_| true);
-                    }
-                    GcksAction::InbandRekey { member, payloads } => {
-                        self.inband.push((member, payloads))
-                    }
-                    GcksAction::CloseIkeSa { member } => self.closed.push(member),
-                }
-            }
             for m in &mut self.members {
-                while let Some(a) = m.gm.poll_action() {
-                    progress = true;
-                    match a {
-                        GmAction::Install(t) => {
-                            m.kernel.insert((t.sa, t.direction), t);
-                        }
-                        GmAction::Delete { sa, direction } => {
-                            m.kernel.remove(&(sa, direction));
-                        }
-                        GmAction::ListenRekey { spi, .. } => m.listening.push(spi),
-                        GmAction::StopRekey { spi } => m.listening.retain(|s| *s != spi),
-                        GmAction::Reregister { reason } => m.reregister.push(reason),
-                    }
-                }
+                m.drain();
             }
-            if !progress {
+            let Some(a) = self.gcks.poll_action() else {
                 return;
+            };
+            match a {
+                GcksAction::Multicast { datagram, .. } => {
+                    self.sent.push(datagram.clone());
+                    self.deliver(&datagram, |_| true);
+                }
+                GcksAction::InbandRekey { member, payloads } => {
+                    self.inband.push((member, payloads))
+                }
+                GcksAction::CloseIkeSa { member } => self.closed.push(member),
             }
         }
     }
@@ -230,6 +255,7 @@ impl Sim {
                 Err(GmError::Replay { .. }) | Ok(()) => {}
                 Err(e) => m.rekey_errors.push(e.to_string()),
             }
+            m.drain();
         }
     }
 

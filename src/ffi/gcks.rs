@@ -1,0 +1,541 @@
+//! The GCKS engine behind an opaque handle.
+
+use core::ffi::c_char;
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+use super::gikev2_error_t::{self, *};
+use super::records::{payloads_from_records, records_from_payloads};
+use super::{
+    IkeInput, OutBuf, bytes, c_str, fail, gikev2_endpoint_t, group_arg, group_name, guard, handle,
+    hex, lock, non_null, put, registration_exchange, settings,
+};
+use crate::config::group_from_settings;
+use crate::crypto::{OsRng, Secret};
+use crate::gcks::{Gcks, GcksAction, GcksError, MemberId, Registration};
+use crate::iana::ProtocolId;
+use crate::wire::{Notify, Payload};
+
+/// A GCKS: the key server of any number of groups. Created with
+/// gikev2_gcks_new(), freed with gikev2_gcks_destroy(). Safe to use from
+/// several threads (calls are serialized by a mutex inside).
+pub struct gikev2_gcks_t {
+    state: Mutex<GcksState>,
+}
+
+struct GcksState {
+    engine: Gcks,
+    /// An action polled from the engine that did not fit the caller's
+    /// buffer: handed out first next time.
+    front: Option<GcksAction>,
+    /// A registration response that did not fit the caller's buffer.
+    stash: Option<Stash>,
+}
+
+/// A processed registration, kept until the same request asks again.
+struct Stash {
+    member: u64,
+    identity: String,
+    exchange: u8,
+    request: Vec<u8>,
+    sk_d: Secret,
+    prf: u16,
+    kwa: u16,
+    response: Vec<u8>,
+}
+
+/// What gikev2_gcks_poll_action() returned.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum gikev2_gcks_action_kind_t {
+    /// Nothing to do.
+    GIKEV2_GCKS_ACTION_NONE = 0,
+    /// Send the GSA_REKEY datagram in the data buffer (a whole IKE message,
+    /// without port 4500's zero octets) from `src` (if given) to `dst`.
+    GIKEV2_GCKS_ACTION_MULTICAST = 1,
+    /// Run a GSA_INBAND_REKEY exchange on member `member_id`'s IKE SA with
+    /// the payload records in the data buffer (inside SK).
+    GIKEV2_GCKS_ACTION_INBAND_REKEY = 2,
+    /// Close member `member_id`'s IKE SA: it is no longer needed.
+    GIKEV2_GCKS_ACTION_CLOSE_IKE_SA = 3,
+}
+
+/// An action of the GCKS for its host.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct gikev2_gcks_action_t {
+    pub kind: gikev2_gcks_action_kind_t,
+    /// INBAND_REKEY, CLOSE_IKE_SA: the member (as given at registration).
+    pub member_id: u64,
+    /// MULTICAST: the group's rekey address and port.
+    pub dst: gikev2_endpoint_t,
+    /// MULTICAST: the configured source (family NONE when not fixed).
+    pub src: gikev2_endpoint_t,
+    /// Zero; room to grow.
+    pub reserved: [u64; 4],
+}
+
+/// Creates a GCKS with no groups; randomness comes from OpenSSL's CSPRNG.
+/// On success `*gcks` is a new handle the caller owns.
+///
+/// # Safety
+/// `gcks` is NULL or valid for writing a pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gikev2_gcks_new(gcks: *mut *mut gikev2_gcks_t) -> gikev2_error_t {
+    guard("gikev2_gcks_new", || {
+        non_null(gcks, "gcks")?;
+        let h = Box::new(gikev2_gcks_t {
+            state: Mutex::new(GcksState {
+                engine: Gcks::new(Box::new(OsRng)),
+                front: None,
+                stash: None,
+            }),
+        });
+        // SAFETY: checked non-NULL; writable by the caller's contract.
+        unsafe { put(gcks, "gcks", Box::into_raw(h)) }
+    })
+}
+
+/// Frees a GCKS handle and everything it holds (keys are wiped). NULL is
+/// ignored. No other call may use the handle at the same time or after.
+///
+/// # Safety
+/// `gcks` is NULL or a handle from gikev2_gcks_new() not yet destroyed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gikev2_gcks_destroy(gcks: *mut gikev2_gcks_t) {
+    if gcks.is_null() {
+        return;
+    }
+    guard("gikev2_gcks_destroy", || {
+        // SAFETY: a live handle from Box::into_raw, given back once.
+        drop(unsafe { Box::from_raw(gcks) });
+        Ok(())
+    });
+}
+
+fn gcks_error(e: GcksError) -> super::FfiError {
+    let code = match &e {
+        GcksError::Policy(_) => GIKEV2_ERR_CONFIG,
+        GcksError::UnknownGroup | GcksError::UnknownMember => GIKEV2_ERR_NOT_FOUND,
+        GcksError::DuplicateGroup => GIKEV2_ERR_EXISTS,
+        GcksError::ExclusionNeedsLkh => GIKEV2_ERR_STATE,
+        GcksError::Crypto(_) => GIKEV2_ERR_CRYPTO,
+    };
+    fail(code, e.to_string())
+}
+
+/// Starts serving a group configured by `count` key/value settings (keys
+/// relative to the group's section: `id`, `members`, `rekey.address`,
+/// `tek.<name>.destination`, ...; see src/config.rs). The signing key named by
+/// `rekey.key` is read from that file now. Errors: GIKEV2_ERR_CONFIG with
+/// "key: reason" (a key file that cannot be read names its path and the
+/// OS error), GIKEV2_ERR_EXISTS if the group ID is served already.
+/// `keys` and `values` are borrowed for the call.
+///
+/// # Safety
+/// `gcks` is NULL or a live handle; `keys`/`values` are NULL or arrays of
+/// `count` NULL-or-NUL-terminated strings.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gikev2_gcks_add_group(
+    gcks: *mut gikev2_gcks_t,
+    now_ms: u64,
+    keys: *const *const c_char,
+    values: *const *const c_char,
+    count: usize,
+) -> gikev2_error_t {
+    guard("gikev2_gcks_add_group", || {
+        // SAFETY: per the function's contract.
+        let h = unsafe { handle(gcks, "gcks") }?;
+        // SAFETY: per the function's contract.
+        let pairs = unsafe { settings(keys, values, count) }?;
+        let read = |path: &str| std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"));
+        let cfg = group_from_settings(pairs, &read)
+            .map_err(|e| fail(GIKEV2_ERR_CONFIG, e.to_string()))?;
+        lock(&h.state)?
+            .engine
+            .add_group(now_ms, cfg)
+            .map_err(gcks_error)
+    })
+}
+
+/// Stops serving the group `group` (written as the `id` setting is);
+/// members keep their SAs until they expire. GIKEV2_ERR_NOT_FOUND if not
+/// served.
+///
+/// # Safety
+/// `gcks` is NULL or a live handle; `group` NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gikev2_gcks_remove_group(
+    gcks: *mut gikev2_gcks_t,
+    group: *const c_char,
+) -> gikev2_error_t {
+    guard("gikev2_gcks_remove_group", || {
+        // SAFETY: per the function's contract.
+        let h = unsafe { handle(gcks, "gcks") }?;
+        // SAFETY: per the function's contract.
+        let id = unsafe { group_arg(group) }?;
+        lock(&h.state)?.engine.remove_group(&id).map_err(gcks_error)
+    })
+}
+
+/// Answers a GSA_AUTH (39) or GSA_REGISTRATION (40) request of member
+/// `member_id` (charon's IKE SA unique ID), whose peer charon authenticated
+/// as `identity` (printed as charon prints it; invalid UTF-8 is replaced).
+/// `request`/`request_len` are the request's payload records (IDg, SAg,
+/// notifications; other payloads are carried along unread); `sk_d`, the
+/// PRF and the Key Wrap Algorithm (IANA transform IDs) are the IKE SA's.
+///
+/// On GIKEV2_OK, `response` holds the response's payload records (GSA,
+/// KD, notifications — or one error notification if the GCKS refuses the
+/// member: that is an answer too) and `*response_len` their length.
+/// GIKEV2_ERR_BUFFER_TOO_SMALL: the request was processed and its response
+/// kept; call again with the same arguments and a buffer of `*response_len`
+/// octets to get it (it is not processed twice). GIKEV2_ERR_DECODE: the
+/// records were malformed; if `response` can hold it (8 octets), it
+/// receives the error notification to answer with (INVALID_SYNTAX or
+/// UNSUPPORTED_CRITICAL_PAYLOAD) and `*response_len` its length, otherwise
+/// `*response_len` is 0. GIKEV2_ERR_UNSUPPORTED: PRF or KWA unknown.
+/// All buffers are borrowed for the call.
+///
+/// # Safety
+/// Every pointer is NULL or valid as described (buffers for their lengths).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gikev2_gcks_registration(
+    gcks: *mut gikev2_gcks_t,
+    now_ms: u64,
+    member_id: u64,
+    identity: *const c_char,
+    exchange: u8,
+    request: *const u8,
+    request_len: usize,
+    sk_d: *const u8,
+    sk_d_len: usize,
+    prf_id: u16,
+    kwa_id: u16,
+    response: *mut u8,
+    response_len: *mut usize,
+) -> gikev2_error_t {
+    guard("gikev2_gcks_registration", || {
+        // SAFETY: per the function's contract.
+        let h = unsafe { handle(gcks, "gcks") }?;
+        // SAFETY: per the function's contract.
+        let identity = unsafe { c_str(identity, "identity") }?.to_string_lossy();
+        // SAFETY: per the function's contract.
+        let request = unsafe { bytes(request, request_len, "request") }?;
+        // SAFETY: per the function's contract.
+        let sk_d = unsafe { bytes(sk_d, sk_d_len, "sk_d") }?;
+        // SAFETY: per the function's contract.
+        let mut out = unsafe { OutBuf::new(response, response_len, "response") }?;
+        let ex = registration_exchange(exchange)?;
+        let ike = IkeInput::new(sk_d, prf_id, kwa_id)?;
+        let mut st = lock(&h.state)?;
+        if let Some(s) = st.stash.take() {
+            let same = s.member == member_id
+                && s.identity == identity
+                && s.exchange == exchange
+                && s.request == request
+                && s.sk_d == ike.sk_d
+                && (s.prf, s.kwa) == (prf_id, kwa_id);
+            if same {
+                if out.fits(s.response.len()) {
+                    return out.write(&s.response);
+                }
+                let e = out.too_small(s.response.len());
+                st.stash = Some(s);
+                return Err(e);
+            }
+        }
+        let payloads = match payloads_from_records(request) {
+            Ok(p) => p,
+            Err(e) => {
+                let notify =
+                    records_from_payloads(&[Payload::Notify(Notify::plain(e.notify_type()))]);
+                if out.write(&notify).is_err() {
+                    out.set_len(0);
+                }
+                return Err(e.into());
+            }
+        };
+        let answer = st.engine.handle_registration(
+            now_ms,
+            &Registration {
+                member: MemberId(member_id),
+                identity: &identity,
+                exchange: ex,
+                payloads: &payloads,
+                ike: ike.keys(),
+            },
+        );
+        let records = records_from_payloads(&answer);
+        if out.fits(records.len()) {
+            return out.write(&records);
+        }
+        let e = out.too_small(records.len());
+        st.stash = Some(Stash {
+            member: member_id,
+            identity: identity.into_owned(),
+            exchange,
+            request: request.to_vec(),
+            sk_d: ike.sk_d,
+            prf: prf_id,
+            kwa: kwa_id,
+            response: records,
+        });
+        Err(e)
+    })
+}
+
+/// Excludes member `member_id` from group `group` with forward access
+/// control: rekeys the group so the member cannot follow (queues
+/// MULTICAST or INBAND_REKEY actions). GIKEV2_ERR_NOT_FOUND for an unknown
+/// group or member; GIKEV2_ERR_STATE when a multicast member of a group
+/// without LKH cannot be excluded.
+///
+/// # Safety
+/// `gcks` is NULL or a live handle; `group` NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gikev2_gcks_exclude(
+    gcks: *mut gikev2_gcks_t,
+    now_ms: u64,
+    group: *const c_char,
+    member_id: u64,
+) -> gikev2_error_t {
+    guard("gikev2_gcks_exclude", || {
+        // SAFETY: per the function's contract.
+        let h = unsafe { handle(gcks, "gcks") }?;
+        // SAFETY: per the function's contract.
+        let id = unsafe { group_arg(group) }?;
+        lock(&h.state)?
+            .engine
+            .exclude(now_ms, &id, MemberId(member_id))
+            .map_err(gcks_error)
+    })
+}
+
+/// Rekeys the Data-Security SAs of group `group` now (operator command).
+///
+/// # Safety
+/// `gcks` is NULL or a live handle; `group` NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gikev2_gcks_rekey(
+    gcks: *mut gikev2_gcks_t,
+    now_ms: u64,
+    group: *const c_char,
+) -> gikev2_error_t {
+    guard("gikev2_gcks_rekey", || {
+        // SAFETY: per the function's contract.
+        let h = unsafe { handle(gcks, "gcks") }?;
+        // SAFETY: per the function's contract.
+        let id = unsafe { group_arg(group) }?;
+        lock(&h.state)?
+            .engine
+            .rekey(now_ms, &id)
+            .map_err(gcks_error)
+    })
+}
+
+/// Member `member_id`'s IKE SA went down: inband members leave their
+/// groups (which may rekey), multicast members stay.
+///
+/// # Safety
+/// `gcks` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gikev2_gcks_ike_sa_down(
+    gcks: *mut gikev2_gcks_t,
+    now_ms: u64,
+    member_id: u64,
+) -> gikev2_error_t {
+    guard("gikev2_gcks_ike_sa_down", || {
+        // SAFETY: per the function's contract.
+        let h = unsafe { handle(gcks, "gcks") }?;
+        lock(&h.state)?
+            .engine
+            .ike_sa_down(now_ms, MemberId(member_id));
+        Ok(())
+    })
+}
+
+/// When gikev2_gcks_handle_timeout() has work next: `*has_deadline` is
+/// true and `*deadline_ms` the time (on the now_ms clock, possibly already
+/// past) — or `*has_deadline` is false and `*deadline_ms` 0. Ask again
+/// after every call that changes the GCKS.
+///
+/// # Safety
+/// `gcks` is NULL or a live handle; the out-pointers NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gikev2_gcks_poll_timeout(
+    gcks: *const gikev2_gcks_t,
+    has_deadline: *mut bool,
+    deadline_ms: *mut u64,
+) -> gikev2_error_t {
+    guard("gikev2_gcks_poll_timeout", || {
+        // SAFETY: per the function's contract.
+        let h = unsafe { handle(gcks, "gcks") }?;
+        non_null(has_deadline, "has_deadline")?;
+        non_null(deadline_ms, "deadline_ms")?;
+        let at = lock(&h.state)?.engine.poll_timeout();
+        // SAFETY: checked non-NULL; writable per the contract.
+        unsafe {
+            put(has_deadline, "has_deadline", at.is_some())?;
+            put(deadline_ms, "deadline_ms", at.unwrap_or(0))
+        }
+    })
+}
+
+/// Runs the rekeys, retransmissions and retirements due at `now_ms`
+/// (queuing actions).
+///
+/// # Safety
+/// `gcks` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gikev2_gcks_handle_timeout(
+    gcks: *mut gikev2_gcks_t,
+    now_ms: u64,
+) -> gikev2_error_t {
+    guard("gikev2_gcks_handle_timeout", || {
+        // SAFETY: per the function's contract.
+        let h = unsafe { handle(gcks, "gcks") }?;
+        lock(&h.state)?.engine.handle_timeout(now_ms);
+        Ok(())
+    })
+}
+
+/// Takes the next action: fills `*action` (kind NONE when there is none)
+/// and copies its data (MULTICAST: the datagram; INBAND_REKEY: payload
+/// records) into `data`, setting `*data_len` (0 for actions without data).
+/// GIKEV2_ERR_BUFFER_TOO_SMALL: `*data_len` is the size needed, `*action`
+/// is untouched and the action stays first in the queue. Poll until NONE
+/// after every call that may queue actions.
+///
+/// # Safety
+/// `gcks` is NULL or a live handle; `action` NULL or writable; `data_len`
+/// NULL or readable/writable; `data` NULL or writable for `*data_len`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gikev2_gcks_poll_action(
+    gcks: *mut gikev2_gcks_t,
+    action: *mut gikev2_gcks_action_t,
+    data: *mut u8,
+    data_len: *mut usize,
+) -> gikev2_error_t {
+    guard("gikev2_gcks_poll_action", || {
+        // SAFETY: per the function's contract.
+        let h = unsafe { handle(gcks, "gcks") }?;
+        non_null(action, "action")?;
+        // SAFETY: per the function's contract.
+        let mut out = unsafe { OutBuf::new(data, data_len, "data") }?;
+        let mut st = lock(&h.state)?;
+        let next = match st.front.take() {
+            Some(a) => Some(a),
+            None => st.engine.poll_action(),
+        };
+        let mut a = gikev2_gcks_action_t {
+            kind: gikev2_gcks_action_kind_t::GIKEV2_GCKS_ACTION_NONE,
+            member_id: 0,
+            dst: gikev2_endpoint_t::NONE,
+            src: gikev2_endpoint_t::NONE,
+            reserved: [0; 4],
+        };
+        let payload: Cow<'_, [u8]> = match &next {
+            None => Cow::Borrowed(&[]),
+            Some(GcksAction::Multicast {
+                dst, src, datagram, ..
+            }) => {
+                a.kind = gikev2_gcks_action_kind_t::GIKEV2_GCKS_ACTION_MULTICAST;
+                a.dst = gikev2_endpoint_t::from_socket(Some(*dst));
+                a.src = gikev2_endpoint_t::from_socket(*src);
+                Cow::Borrowed(datagram)
+            }
+            Some(GcksAction::InbandRekey { member, payloads }) => {
+                a.kind = gikev2_gcks_action_kind_t::GIKEV2_GCKS_ACTION_INBAND_REKEY;
+                a.member_id = member.0;
+                Cow::Owned(records_from_payloads(payloads))
+            }
+            Some(GcksAction::CloseIkeSa { member }) => {
+                a.kind = gikev2_gcks_action_kind_t::GIKEV2_GCKS_ACTION_CLOSE_IKE_SA;
+                a.member_id = member.0;
+                Cow::Borrowed(&[])
+            }
+        };
+        if !out.fits(payload.len()) {
+            let e = out.too_small(payload.len());
+            st.front = next;
+            return Err(e);
+        }
+        out.write(&payload)?;
+        // SAFETY: checked non-NULL; writable per the contract.
+        unsafe { put(action, "action", a) }
+    })
+}
+
+/// Writes the operator's view as text, one line per group, member, SA and
+/// recent rekey message, NUL-terminated. `*text_len` is the capacity on
+/// entry and the length written (NUL included) on return, or the length
+/// needed with GIKEV2_ERR_BUFFER_TOO_SMALL.
+///
+/// # Safety
+/// `gcks` is NULL or a live handle; `text_len` NULL or readable/writable;
+/// `text` NULL or writable for `*text_len` octets.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gikev2_gcks_status(
+    gcks: *const gikev2_gcks_t,
+    now_ms: u64,
+    text: *mut c_char,
+    text_len: *mut usize,
+) -> gikev2_error_t {
+    guard("gikev2_gcks_status", || {
+        // SAFETY: per the function's contract.
+        let h = unsafe { handle(gcks, "gcks") }?;
+        // SAFETY: per the function's contract.
+        let mut out = unsafe { OutBuf::new(text.cast(), text_len, "text") }?;
+        let status = lock(&h.state)?.engine.status(now_ms);
+        out.write_text(&status_text(&status))
+    })
+}
+
+fn status_text(groups: &[crate::gcks::GroupStatus]) -> String {
+    let mut t = String::new();
+    for g in groups {
+        let _ = write!(
+            t,
+            "group {}: {} member(s)",
+            group_name(&g.id),
+            g.members.len()
+        );
+        match (g.rekey_spi, g.rekey_expires_in, g.next_message_id) {
+            (Some(spi), Some(exp), Some(mid)) => {
+                let _ = writeln!(
+                    t,
+                    ", rekey SA {} expires in {}s, next message ID {mid}",
+                    hex(&spi.0),
+                    exp / 1000
+                );
+            }
+            _ => t.push_str(", no rekey SA\n"),
+        }
+        for (id, identity, sender) in &g.members {
+            let role = if *sender { "sender" } else { "receiver" };
+            let _ = writeln!(t, "  member {id} {identity} {role}");
+        }
+        for (proto, spi, exp) in &g.teks {
+            let proto = match *proto {
+                ProtocolId::ESP => "ESP".to_owned(),
+                ProtocolId::AH => "AH".to_owned(),
+                p => p.to_string(),
+            };
+            let _ = writeln!(
+                t,
+                "  tek {proto} spi 0x{spi:08x} expires in {}s",
+                exp / 1000
+            );
+        }
+        for r in &g.recent_rekeys {
+            let _ = writeln!(
+                t,
+                "  rekey message ID {}: {} wrapped key(s), {} octets",
+                r.message_id, r.wrapped_keys, r.bytes
+            );
+        }
+    }
+    t
+}
