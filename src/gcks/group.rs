@@ -152,6 +152,24 @@ fn random_secret(rng: &mut dyn Rng, len: usize) -> Result<Secret, GcksError> {
     Ok(Secret::new(v))
 }
 
+/// The key bag of an SA whose keying material is wrapped under a channel's
+/// default KWK (KWK ID 0).
+fn default_kwk_bag(
+    sa: SaRef,
+    (kwk, kwa): (&Secret, KeyWrapAlg),
+    keymat: &Secret,
+) -> Result<KeyBag, GcksError> {
+    Ok(KeyBag::Group(GroupKeyBag {
+        sa,
+        sa_keys: vec![WrappedKey {
+            key_id: 0,
+            kwk_id: 0,
+            encrypted: kwa.wrap(kwk.expose(), keymat.expose())?,
+        }],
+        other: Vec::new(),
+    }))
+}
+
 /// Seconds left until `expires`, rounded up, for GSA_KEY_LIFETIME.
 fn secs_left(now: Millis, expires: Millis) -> u32 {
     u32::try_from(expires.saturating_sub(now).div_ceil(1000)).unwrap_or(u32::MAX)
@@ -627,15 +645,11 @@ impl Group {
         }
         for tek in self.live_teks(now) {
             policies.push(GroupPolicy::Sa(self.tek_policy(now, tek, multicast)));
-            bags.push(KeyBag::Group(GroupKeyBag {
-                sa: tek.sa(&self.cfg),
-                sa_keys: vec![WrappedKey {
-                    key_id: 0,
-                    kwk_id: 0,
-                    encrypted: ike_kwa.wrap(gsk_ike.expose(), tek.keymat.expose())?,
-                }],
-                other: Vec::new(),
-            }));
+            bags.push(default_kwk_bag(
+                tek.sa(&self.cfg),
+                (gsk_ike, ike_kwa),
+                &tek.keymat,
+            )?);
         }
         if let Some(gw) = self.group_wide(member) {
             policies.push(GroupPolicy::GroupWide(gw));
@@ -717,6 +731,40 @@ impl Group {
         Ok(())
     }
 
+    /// GSA, KD and Delete payloads announcing `new` TEKs, their keys
+    /// wrapped under `kwk`.
+    fn tek_rekey_payloads(
+        &self,
+        now: Millis,
+        new: &[Tek],
+        kwk: (&Secret, KeyWrapAlg),
+        multicast: bool,
+        deletes: &[Delete],
+    ) -> Result<Vec<Payload>, GcksError> {
+        let mut policies: Vec<GroupPolicy> = new
+            .iter()
+            .map(|t| GroupPolicy::Sa(self.tek_policy(now, t, multicast)))
+            .collect();
+        policies.extend(self.timing_policy().map(GroupPolicy::GroupWide));
+        let bags = new
+            .iter()
+            .map(|t| default_kwk_bag(t.sa(&self.cfg), kwk, &t.keymat))
+            .collect::<Result<_, _>>()?;
+        let mut payloads = vec![Payload::Gsa(Gsa { policies }), Payload::Kd(Kd { bags })];
+        payloads.extend(deletes.iter().cloned().map(Payload::Delete));
+        Ok(payloads)
+    }
+
+    /// ATD and DTD for rekeys; Sender-ID bits go only to registering senders.
+    fn timing_policy(&self) -> Option<GwPolicy> {
+        let gw = self.cfg.group_wide;
+        (gw.atd_secs > 0 || gw.dtd_secs > 0).then(|| GwPolicy {
+            atd: (gw.atd_secs > 0).then_some(gw.atd_secs),
+            dtd: (gw.dtd_secs > 0).then_some(gw.dtd_secs),
+            ..Default::default()
+        })
+    }
+
     fn multicast_members(&self) -> bool {
         self.members.len() > self.inband.len()
     }
@@ -757,14 +805,7 @@ impl Group {
             }));
         }
         let mut policies = vec![GroupPolicy::Sa(self.kek_policy(now, &new, false))];
-        let gw = self.cfg.group_wide;
-        if gw.atd_secs > 0 || gw.dtd_secs > 0 {
-            policies.push(GroupPolicy::GroupWide(GwPolicy {
-                atd: (gw.atd_secs > 0).then_some(gw.atd_secs),
-                dtd: (gw.dtd_secs > 0).then_some(gw.dtd_secs),
-                ..Default::default()
-            }));
-        }
+        policies.extend(self.timing_policy().map(GroupPolicy::GroupWide));
         let payloads = [Payload::Gsa(Gsa { policies }), Payload::Kd(Kd { bags })];
         let old_spi = old.spi;
         self.send_rekey(now, &payloads, rng, actions)?;
@@ -843,40 +884,13 @@ impl Group {
         for &i in which {
             self.teks[i].retire_at = Some(now + dtd);
         }
-        let gw = self.cfg.group_wide;
-        let gw_policy = (gw.atd_secs > 0 || gw.dtd_secs > 0).then(|| GwPolicy {
-            atd: (gw.atd_secs > 0).then_some(gw.atd_secs),
-            dtd: (gw.dtd_secs > 0).then_some(gw.dtd_secs),
-            ..Default::default()
-        });
-        let deletes: Vec<Payload> = Delete::for_sas(&deleted)
-            .into_iter()
-            .map(Payload::Delete)
-            .collect();
+        let deletes = Delete::for_sas(&deleted);
         // Multicast: wrapped under the current Rekey SA's GSK_w.
         if let Some(kek) = &self.kek
             && self.multicast_members()
         {
             let kwa = self.cfg.rekey.as_ref().expect("KEK").kwa_alg();
-            let mut policies: Vec<GroupPolicy> = new
-                .iter()
-                .map(|t| GroupPolicy::Sa(self.tek_policy(now, t, true)))
-                .collect();
-            policies.extend(gw_policy.clone().map(GroupPolicy::GroupWide));
-            let mut bags = Vec::new();
-            for t in &new {
-                bags.push(KeyBag::Group(GroupKeyBag {
-                    sa: t.sa(&self.cfg),
-                    sa_keys: vec![WrappedKey {
-                        key_id: 0,
-                        kwk_id: 0,
-                        encrypted: kwa.wrap(kek.gsk_w.expose(), t.keymat.expose())?,
-                    }],
-                    other: Vec::new(),
-                }));
-            }
-            let mut payloads = vec![Payload::Gsa(Gsa { policies }), Payload::Kd(Kd { bags })];
-            payloads.extend(deletes.iter().cloned());
+            let payloads = self.tek_rekey_payloads(now, &new, (&kek.gsk_w, kwa), true, &deletes)?;
             self.send_rekey(now, &payloads, rng, actions)?;
         }
         // Inband: each member's own IKE SA and KWK (§2.4.2).
@@ -888,25 +902,7 @@ impl Group {
             else {
                 continue;
             };
-            let mut policies: Vec<GroupPolicy> = new
-                .iter()
-                .map(|t| GroupPolicy::Sa(self.tek_policy(now, t, false)))
-                .collect();
-            policies.extend(gw_policy.clone().map(GroupPolicy::GroupWide));
-            let mut bags = Vec::new();
-            for t in &new {
-                bags.push(KeyBag::Group(GroupKeyBag {
-                    sa: t.sa(&self.cfg),
-                    sa_keys: vec![WrappedKey {
-                        key_id: 0,
-                        kwk_id: 0,
-                        encrypted: kwa.wrap(kwk.expose(), t.keymat.expose())?,
-                    }],
-                    other: Vec::new(),
-                }));
-            }
-            let mut payloads = vec![Payload::Gsa(Gsa { policies }), Payload::Kd(Kd { bags })];
-            payloads.extend(deletes.iter().cloned());
+            let payloads = self.tek_rekey_payloads(now, &new, (kwk, *kwa), false, &deletes)?;
             actions.push_back(GcksAction::InbandRekey {
                 member: *id,
                 payloads,
