@@ -99,7 +99,7 @@ fn c_program_runs_a_group_through_the_abi() {
     let lib = lib_dir().join("libgikev2.a");
     assert!(
         lib.exists(),
-        "{} missing: the crate must build as a staticlib",
+        "{} missing: run `cargo build --lib` first (tests/run-all does)",
         lib.display()
     );
     // One directory per run: test runs sharing a target directory must not
