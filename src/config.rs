@@ -448,7 +448,8 @@ pub fn group_from_settings<'a>(
     };
 
     let mut teks = Vec::new();
-    for name in s.subsections("tek") {
+    let tek_names = s.subsections("tek");
+    for name in &tek_names {
         let key = |k: &str| format!("tek.{name}.{k}");
         let protocol = s.take_or(&key("protocol"), TekProtocol::Esp, |v| match v {
             "esp" => Ok(TekProtocol::Esp),
@@ -516,7 +517,11 @@ pub fn group_from_settings<'a>(
         mode,
         rekey_margin_secs,
     };
-    cfg.validate().map_err(|e| err(e.field, e.reason))?;
+    cfg.validate()
+        .map_err(|e| match (e.tek, e.field.strip_prefix("tek.")) {
+            (Some(i), Some(rest)) => err(&format!("tek.{}.{rest}", tek_names[i]), e.reason),
+            _ => err(e.field, e.reason),
+        })?;
     Ok(cfg)
 }
 
@@ -658,6 +663,39 @@ mod tests {
         s.push(("rekey.key", "/etc/none.pem"));
         let e = group_from_settings(s, &no_files).unwrap_err();
         assert_eq!(e.key, "rekey.key");
+    }
+
+    #[test]
+    fn invalid_combinations_are_refused_with_a_reason() {
+        // §4.4.2: never ESP and AH for the same traffic selectors.
+        let mut s = base();
+        s.push(("tek.auth.protocol", "ah"));
+        s.push(("tek.auth.source", "10.1.0.0/16"));
+        s.push(("tek.auth.destination", "239.1.1.1[udp/5000]"));
+        let e = group_from_settings(s, &no_files).unwrap_err();
+        assert!(e.reason.contains("both ESP and AH"), "{e}");
+        // Inband delivery takes no Rekey SA; LKH needs multicast.
+        let mut s = base();
+        s.push(("delivery", "inband"));
+        assert_eq!(group_from_settings(s, &no_files).unwrap_err().key, "rekey");
+        // Implicit-IV ciphers are never allowed (§2.7).
+        let mut s = base();
+        s.push(("tek.feed.proposal", "aes128ctr-sha256"));
+        s[11] = ("tek.feed.source", "any");
+        assert!(
+            group_from_settings(s, &no_files).is_ok(),
+            "CTR itself is fine"
+        );
+        // A multicast Rekey SA destination must be multicast (M046).
+        let mut s = base();
+        s[6] = ("rekey.address", "10.0.0.1:848");
+        let e = group_from_settings(s, &no_files).unwrap_err();
+        assert_eq!(e.key, "rekey.address", "{e}");
+        // TEK errors name the TEK's own section.
+        let mut s = base();
+        s.push(("tek.feed.lifetime", "0"));
+        let e = group_from_settings(s, &no_files).unwrap_err();
+        assert_eq!(e.key, "tek.feed.lifetime", "{e}");
     }
 
     #[test]

@@ -9,11 +9,14 @@ use crate::crypto::{EncrAlg, IntegAlg, KeyWrapAlg, SigningKey};
 use crate::iana::{EncrId, IdType, IntegId, KwaId, SnId};
 use crate::wire::{GroupId, TrafficSelector, Transform};
 
-/// Why a group configuration was refused. `field` names the setting.
+/// Why a group configuration was refused. `field` names the setting as
+/// strongSwan settings spell it; `tek` is the index of the TEK policy a
+/// `tek.*` field belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyError {
     pub field: &'static str,
     pub reason: String,
+    pub tek: Option<usize>,
 }
 
 impl fmt::Display for PolicyError {
@@ -28,6 +31,7 @@ fn bad(field: &'static str, reason: impl Into<String>) -> PolicyError {
     PolicyError {
         field,
         reason: reason.into(),
+        tek: None,
     }
 }
 
@@ -273,8 +277,9 @@ impl GroupConfig {
                 "a group needs a Data-Security or Rekey SA (§4.4.1)",
             ));
         }
-        for tek in &self.teks {
-            self.validate_tek(tek)?;
+        for (i, tek) in self.teks.iter().enumerate() {
+            self.validate_tek(tek)
+                .map_err(|e| PolicyError { tek: Some(i), ..e })?;
         }
         for (i, a) in self.teks.iter().enumerate() {
             for b in &self.teks[i + 1..] {
@@ -306,7 +311,7 @@ impl GroupConfig {
             return Err(bad("member_limit", "must be at least 1"));
         }
         if self.authorization.members.is_empty() {
-            return Err(bad("authorization.members", "nobody may join"));
+            return Err(bad("members", "nobody may join"));
         }
         let multicast = self.delivery != Delivery::Inband;
         match (&self.rekey, multicast) {
@@ -326,7 +331,7 @@ impl GroupConfig {
                 ));
             }
             if !(2..=64).contains(&degree) {
-                return Err(bad("key_management.degree", "must be 2 to 64"));
+                return Err(bad("lkh_degree", "must be 2 to 64"));
             }
         }
         if let Some(r) = &self.rekey {
@@ -337,7 +342,7 @@ impl GroupConfig {
 
     fn validate_tek(&self, tek: &TekPolicy) -> Result<(), PolicyError> {
         if tek.lifetime_secs == 0 {
-            return Err(bad("teks.lifetime", "must be positive"));
+            return Err(bad("tek.lifetime", "must be positive"));
         }
         if tek.src.is_ipv4() != tek.dst.is_ipv4() {
             return Err(bad(
@@ -345,15 +350,15 @@ impl GroupConfig {
                 "source and destination families differ",
             ));
         }
-        let integ = IntegAlg::new(tek.integ).map_err(|e| bad("teks.integ", e.to_string()))?;
+        let integ = IntegAlg::new(tek.integ).map_err(|e| bad("tek.proposal", e.to_string()))?;
         match (tek.protocol, tek.encr) {
-            (TekProtocol::Ah, Some(_)) => return Err(bad("teks.encr", "AH does not encrypt")),
+            (TekProtocol::Ah, Some(_)) => return Err(bad("tek.proposal", "AH does not encrypt")),
             (TekProtocol::Ah, None) if integ.is_none() => {
-                return Err(bad("teks.integ", "AH needs an integrity algorithm"));
+                return Err(bad("tek.proposal", "AH needs an integrity algorithm"));
             }
-            (TekProtocol::Esp, None) => return Err(bad("teks.encr", "ESP needs a cipher")),
+            (TekProtocol::Esp, None) => return Err(bad("tek.proposal", "ESP needs a cipher")),
             (TekProtocol::Esp, Some((id, bits))) => {
-                let e = EncrAlg::new(id, bits).map_err(|e| bad("teks.encr", e.to_string()))?;
+                let e = EncrAlg::new(id, bits).map_err(|e| bad("tek.proposal", e.to_string()))?;
                 if e.is_aead() && !integ.is_none() {
                     return Err(bad(
                         "teks.integ",
@@ -370,27 +375,30 @@ impl GroupConfig {
             _ => {}
         }
         if tek.single_sender && self.authorization.senders.is_empty() {
-            return Err(bad("teks.single_sender", "no identity may send"));
+            return Err(bad("tek.single_sender", "no identity may send"));
         }
         Ok(())
     }
 
     fn validate_rekey(&self, r: &RekeyPolicy) -> Result<(), PolicyError> {
         if !r.dst.ip().is_multicast() {
-            return Err(bad("rekey.dst", "must be a multicast address (§4.4.2)"));
+            return Err(bad("rekey.address", "must be a multicast address (§4.4.2)"));
         }
         if r.dst.port() == 0 {
-            return Err(bad("rekey.dst", "needs a port"));
+            return Err(bad("rekey.address", "needs a port"));
         }
         if r.src.is_some_and(|s| s.is_ipv4() != r.dst.is_ipv4()) {
-            return Err(bad("rekey.src", "address family differs from rekey.dst"));
+            return Err(bad(
+                "rekey.source",
+                "address family differs from rekey.address",
+            ));
         }
         if r.lifetime_secs == 0 {
             return Err(bad("rekey.lifetime", "must be positive"));
         }
         let encr =
-            EncrAlg::new(r.encr.0, r.encr.1).map_err(|e| bad("rekey.encr", e.to_string()))?;
-        let integ = IntegAlg::new(r.integ).map_err(|e| bad("rekey.integ", e.to_string()))?;
+            EncrAlg::new(r.encr.0, r.encr.1).map_err(|e| bad("rekey.proposal", e.to_string()))?;
+        let integ = IntegAlg::new(r.integ).map_err(|e| bad("rekey.proposal", e.to_string()))?;
         // The SK payload of GSA_REKEY must be one we can protect.
         crate::crypto::SkProtection::new(
             encr,
@@ -398,8 +406,8 @@ impl GroupConfig {
             &crate::crypto::Secret::new(vec![0; encr.keymat_len()]),
             &crate::crypto::Secret::new(vec![0; integ.keymat_len()]),
         )
-        .map_err(|e| bad("rekey.encr", format!("cannot protect GSA_REKEY: {e}")))?;
-        let kwa = KeyWrapAlg::from_id(r.kwa).map_err(|e| bad("rekey.kwa", e.to_string()))?;
+        .map_err(|e| bad("rekey.proposal", format!("cannot protect GSA_REKEY: {e}")))?;
+        let kwa = KeyWrapAlg::from_id(r.kwa).map_err(|e| bad("rekey.proposal", e.to_string()))?;
         let biggest = self
             .teks
             .iter()

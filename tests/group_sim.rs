@@ -395,3 +395,54 @@ fn a_burst_of_joins_into_a_sparse_tree_fits_in_gsa_rekey() {
     assert!(sim.members.iter().all(|m| m.listening == [kek]));
     common_tek(&sim, 0..3);
 }
+
+/// A GM that missed the message moving the group to a new Rekey SA sees
+/// the next one arrive on the SPI announced in GSA_NEXT_SPI, asks to
+/// register again (§4.4.2.2.3), and is back in step afterwards.
+#[test]
+fn lost_rekey_is_noticed_through_gsa_next_spi() {
+    let mut cfg = config(KeyManagement::Flat, 8);
+    cfg.rekey.as_mut().unwrap().lifetime_secs = 600;
+    cfg.teks[0].lifetime_secs = 10_000;
+    let mut sim = Sim::new(cfg, 9);
+    for i in 0..3 {
+        sim.join(&format!("gm{i}@example.com"), receiver()).unwrap();
+    }
+    sim.dropped.push(1);
+    sim.advance(560_000); // the Rekey SA is replaced 60 s before expiry
+    sim.dropped.clear();
+    assert!(sim.members[1].reregister.is_empty());
+    sim.gcks.rekey(sim.now, &group_id()).unwrap();
+    sim.pump();
+    sim.advance(1);
+    assert_eq!(sim.members[1].reregister, [ReregisterReason::LostRekey]);
+    assert!(sim.members[0].reregister.is_empty());
+
+    sim.register(1, ExchangeType::GSA_REGISTRATION).unwrap();
+    sim.advance(10_000);
+    common_tek(&sim, 0..3);
+    sim.gcks.rekey(sim.now, &group_id()).unwrap();
+    sim.advance(10_000);
+    common_tek(&sim, 0..3);
+    assert!(sim.members.iter().all(|m| m.rekey_errors.is_empty()));
+}
+
+/// With the GCKS gone, a GM asks to register again before its SAs expire
+/// (§2.4.1.4) and deletes them when they do (M062).
+#[test]
+fn expiring_sas_without_replacement_ask_for_registration() {
+    let mut cfg = config(KeyManagement::Flat, 8);
+    cfg.teks[0].lifetime_secs = 300;
+    let mut sim = Sim::new(cfg, 10);
+    sim.join("gm1@example.com", receiver()).unwrap();
+    sim.gcks_down = true;
+    sim.advance(260_000);
+    assert!(sim.members[0].reregister.is_empty());
+    sim.advance(20_000); // within 30 s of expiry
+    assert_eq!(sim.members[0].reregister, [ReregisterReason::Expiring]);
+    assert!(!sim.members[0].kernel.is_empty());
+    sim.advance(30_000); // past expiry
+    assert!(sim.members[0].kernel.is_empty(), "expired SAs are deleted");
+    // The unanswered request is repeated, not lost.
+    assert!(sim.members[0].reregister.len() >= 2);
+}

@@ -83,6 +83,8 @@ pub struct Member {
     pub reregister: Vec<ReregisterReason>,
     /// Errors from GSA_REKEY messages it could not take.
     pub rekey_errors: Vec<String>,
+    /// GSA_REKEY messages on Rekey SAs it does not hold.
+    pub unknown_spi: usize,
 }
 
 impl Member {
@@ -112,6 +114,10 @@ pub struct Sim {
     pub sent: Vec<Vec<u8>>,
     pub inband: Vec<(MemberId, Vec<Payload>)>,
     pub closed: Vec<MemberId>,
+    /// Members whose multicast is dropped on the way (a lossy link).
+    pub dropped: Vec<usize>,
+    /// The GCKS is gone: its timers stop.
+    pub gcks_down: bool,
     seed: u64,
 }
 
@@ -136,6 +142,8 @@ impl Sim {
             sent: Vec::new(),
             inband: Vec::new(),
             closed: Vec::new(),
+            dropped: Vec::new(),
+            gcks_down: false,
             seed,
         }
     }
@@ -171,6 +179,7 @@ impl Sim {
             listening: Vec::new(),
             reregister: Vec::new(),
             rekey_errors: Vec::new(),
+            unknown_spi: 0,
         });
         self.register(idx, ExchangeType::GSA_AUTH).map(|_| idx)
     }
@@ -243,16 +252,20 @@ impl Sim {
     }
 
     /// Hands a datagram to the GMs `to` selects that listen on its SPI.
+    /// Every member listening on the group's rekey address gets it, as a
+    /// host hands every datagram on that address and port to its GM.
     pub fn deliver(&mut self, datagram: &[u8], to: impl Fn(usize) -> bool) {
-        let spi = gikev2::rekey_message::peek(datagram).map(|(s, _)| s).ok();
         for (i, m) in self.members.iter_mut().enumerate() {
-            if !to(i) || !spi.is_some_and(|s| m.listening.contains(&s)) {
+            if !to(i) || m.listening.is_empty() || self.dropped.contains(&i) {
                 continue;
             }
             match m.gm.handle_rekey(self.now, datagram) {
                 // Retransmissions are bitwise identical copies (§2.4.1.3):
                 // every one after the first is a replay by design.
                 Err(GmError::Replay { .. }) | Ok(()) => {}
+                // Messages on a Rekey SA this GM does not hold (one it has
+                // not reached, or left behind) share the address.
+                Err(GmError::UnknownRekeySa(_)) => m.unknown_spi += 1,
                 Err(e) => m.rekey_errors.push(e.to_string()),
             }
             m.drain();
@@ -263,7 +276,9 @@ impl Sim {
     pub fn advance(&mut self, ms: Millis) {
         let end = self.now + ms;
         loop {
-            self.gcks.handle_timeout(self.now);
+            if !self.gcks_down {
+                self.gcks.handle_timeout(self.now);
+            }
             for m in &mut self.members {
                 m.gm.handle_timeout(self.now);
             }
@@ -273,7 +288,7 @@ impl Sim {
                 .members
                 .iter()
                 .filter_map(|m| m.gm.poll_timeout())
-                .chain(self.gcks.poll_timeout())
+                .chain(self.gcks.poll_timeout().filter(|_| !self.gcks_down))
                 .filter(|t| *t > now && *t <= end)
                 .min();
             match next {
@@ -282,7 +297,9 @@ impl Sim {
             }
         }
         self.now = end;
-        self.gcks.handle_timeout(self.now);
+        if !self.gcks_down {
+            self.gcks.handle_timeout(self.now);
+        }
         for m in &mut self.members {
             m.gm.handle_timeout(self.now);
         }
