@@ -345,7 +345,7 @@ impl Gm {
         } else {
             Mode::Tunnel
         };
-        let mut policy = self.read_policy(gsa, kd, mode, true)?;
+        let policy = self.read_policy(gsa, kd, mode, true)?;
         let gsk_w = ike.default_kwk()?;
         let member_bag = kd.member_bag();
         let wrap_keys = member_bag.map_or(&[][..], |m| &m.wrap_keys);
@@ -367,23 +367,8 @@ impl Gm {
                 "Sender-ID wider than GWP_SENDER_ID_BITS",
             ));
         }
-        if let Some(kek) = &update.kek {
-            // M011/M012: an initial Message ID below one already taken on
-            // the same Rekey SA is stale.
-            if let SaRef::Rekey(spi) = kek.0.sa {
-                let initial = kek.0.initial_message_id().unwrap_or(0);
-                if let Some((_, seen)) = self.seen_message_ids.iter().find(|(s, _)| *s == spi)
-                    && initial <= *seen
-                {
-                    debug!("stale GSA_INITIAL_MESSAGE_ID {initial}, last seen {seen}");
-                }
-            }
-        }
 
-        // From here on nothing can fail: replace the old state.
-        if policy.auth.is_none() {
-            policy.auth = self.policy.as_ref().and_then(|p| p.auth.clone());
-        }
+        // From here on nothing can fail: replace the old state (M014).
         for kek in self.keks.drain(..) {
             self.actions.push_back(GmAction::StopRekey { spi: kek.spi });
         }
@@ -687,6 +672,9 @@ impl Gm {
                 // M027: the Rekey SA this came over goes after DTD.
                 old.delete_at.get_or_insert(now + dtd);
             }
+            // M011/M012: the window starts at GSA_INITIAL_MESSAGE_ID, but
+            // never below a Message ID already taken on this Rekey SA, so a
+            // stale initial value (parallel registrations) changes nothing.
             let initial = p.initial_message_id().unwrap_or(0);
             let seen = self
                 .seen_message_ids
