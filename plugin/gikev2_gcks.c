@@ -1,0 +1,703 @@
+/*
+ * Copyright (C) 2026 The G-IKEv2 for strongSwan project
+ *
+ * This program is free software; you can redistribute it and/or modify it
+ * under the terms of the GNU General Public License as published by the
+ * Free Software Foundation; either version 2 of the License, or (at your
+ * option) any later version.  See <http://www.fsf.org/copyleft/gpl.txt>.
+ *
+ * This program is distributed in the hope that it will be useful, but
+ * WITHOUT ANY WARRANTY; without even the implied warranty of MERCHANTABILITY
+ * or FITNESS FOR A PARTICULAR PURPOSE.  See the GNU General Public License
+ * for more details.
+ */
+
+#include "gikev2_gcks.h"
+#include "gikev2_util.h"
+
+#include <unistd.h>
+#include <errno.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include <daemon.h>
+#include <collections/hashtable.h>
+#include <threading/mutex.h>
+#include <processing/jobs/callback_job.h>
+#include <processing/jobs/initiate_tasks_job.h>
+
+/**
+ * Delay before closing an IKE_SA the core no longer needs, so the response
+ * leaves first (ms)
+ */
+#define CLOSE_DELAY_MS 500
+
+typedef struct private_gikev2_gcks_listener_t private_gikev2_gcks_listener_t;
+
+/**
+ * Per IKE_SA state of a member
+ */
+typedef struct {
+
+	/**
+	 * SK_d of the IKE_SA
+	 */
+	chunk_t sk_d;
+
+	/**
+	 * Payload records of a received GSA_AUTH request
+	 */
+	chunk_t request;
+
+} member_sa_t;
+
+/**
+ * Private data of a gikev2_gcks_listener_t object.
+ */
+struct private_gikev2_gcks_listener_t {
+
+	/**
+	 * Public interface.
+	 */
+	gikev2_gcks_listener_t public;
+
+	/**
+	 * Core GCKS handle
+	 */
+	gikev2_gcks_t *gcks;
+
+	/**
+	 * Timer driving the core
+	 */
+	gikev2_timer_t *timer;
+
+	/**
+	 * Member state, IKE_SA unique ID => member_sa_t
+	 */
+	hashtable_t *sas;
+
+	/**
+	 * Lock for sas
+	 */
+	mutex_t *mutex;
+
+	/**
+	 * Socket for GSA_REKEY messages
+	 */
+	int fd;
+};
+
+/**
+ * Destroy member state
+ */
+static void member_sa_destroy(member_sa_t *sa)
+{
+	chunk_clear(&sa->sk_d);
+	chunk_free(&sa->request);
+	free(sa);
+}
+
+/**
+ * Get (and create) the state of an IKE_SA, lock must be held
+ */
+static member_sa_t *get_sa(private_gikev2_gcks_listener_t *this, u_int id,
+						   bool create)
+{
+	member_sa_t *sa;
+
+	sa = this->sas->get(this->sas, (void*)(uintptr_t)id);
+	if (!sa && create)
+	{
+		INIT(sa);
+		this->sas->put(this->sas, (void*)(uintptr_t)id, sa);
+	}
+	return sa;
+}
+
+/**
+ * Send a GSA_REKEY datagram
+ */
+static void send_multicast(private_gikev2_gcks_listener_t *this,
+						   gikev2_gcks_action_t *action, chunk_t data)
+{
+	host_t *dst, *src;
+	struct in_addr iface;
+	u_char ttl = 8;
+
+	dst = gikev2_host_from_endpoint(&action->dst);
+	src = gikev2_host_from_endpoint(&action->src);
+	if (!dst)
+	{
+		DESTROY_IF(src);
+		return;
+	}
+	if (this->fd < 0)
+	{
+		this->fd = socket(dst->get_family(dst), SOCK_DGRAM, 0);
+		if (this->fd < 0)
+		{
+			DBG1(DBG_NET, "gikev2: opening GSA_REKEY socket failed: %s",
+				 strerror(errno));
+		}
+		else
+		{
+			if (src)
+			{
+				int on = 1;
+
+				setsockopt(this->fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+				if (bind(this->fd, src->get_sockaddr(src),
+						 *src->get_sockaddr_len(src)) < 0)
+				{
+					DBG1(DBG_NET, "gikev2: binding GSA_REKEY socket to %#H "
+						 "failed: %s", src, strerror(errno));
+				}
+				if (src->get_family(src) == AF_INET)
+				{
+					memcpy(&iface, src->get_address(src).ptr, 4);
+					setsockopt(this->fd, IPPROTO_IP, IP_MULTICAST_IF, &iface,
+							   sizeof(iface));
+				}
+			}
+			if (dst->get_family(dst) == AF_INET)
+			{
+				setsockopt(this->fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl,
+						   sizeof(ttl));
+			}
+		}
+	}
+	if (this->fd >= 0)
+	{
+		if (sendto(this->fd, data.ptr, data.len, 0, dst->get_sockaddr(dst),
+				   *dst->get_sockaddr_len(dst)) < 0)
+		{
+			DBG1(DBG_NET, "gikev2: sending GSA_REKEY to %#H failed: %s", dst,
+				 strerror(errno));
+		}
+		else
+		{
+			DBG1(DBG_IKE, "gikev2: sent GSA_REKEY (%zu bytes) to %#H",
+				 data.len, dst);
+		}
+	}
+	dst->destroy(dst);
+	DESTROY_IF(src);
+}
+
+/**
+ * GSA_INBAND_REKEY initiator task
+ */
+typedef struct {
+
+	/**
+	 * Implements task_t
+	 */
+	task_t task;
+
+	/**
+	 * IKE_SA the task runs on
+	 */
+	ike_sa_t *ike_sa;
+
+	/**
+	 * Payload records to send (GSA, KD)
+	 */
+	chunk_t records;
+
+} inband_task_t;
+
+METHOD(task_t, inband_build_i, status_t,
+	inband_task_t *this, message_t *message)
+{
+	message->set_exchange_type(message, GSA_INBAND_REKEY);
+	if (!gikev2_records_to_message(message, this->records))
+	{
+		DBG1(DBG_IKE, "gikev2: core returned malformed records");
+		return FAILED;
+	}
+	DBG1(DBG_IKE, "gikev2: sending GSA_INBAND_REKEY on IKE_SA %s[%u]",
+		 this->ike_sa->get_name(this->ike_sa),
+		 this->ike_sa->get_unique_id(this->ike_sa));
+	return NEED_MORE;
+}
+
+METHOD(task_t, inband_process_i, status_t,
+	inband_task_t *this, message_t *message)
+{
+	DBG1(DBG_IKE, "gikev2: GSA_INBAND_REKEY acknowledged on IKE_SA %s[%u]",
+		 this->ike_sa->get_name(this->ike_sa),
+		 this->ike_sa->get_unique_id(this->ike_sa));
+	return SUCCESS;
+}
+
+METHOD(task_t, inband_get_type, task_type_t,
+	inband_task_t *this)
+{
+	return TASK_PLUGIN_EXCHANGE;
+}
+
+METHOD(task_t, inband_migrate, void,
+	inband_task_t *this, ike_sa_t *ike_sa)
+{
+	this->ike_sa = ike_sa;
+}
+
+METHOD(task_t, inband_destroy, void,
+	inband_task_t *this)
+{
+	chunk_clear(&this->records);
+	free(this);
+}
+
+/**
+ * Data of a job starting a GSA_INBAND_REKEY
+ */
+typedef struct {
+
+	/**
+	 * Unique ID of the member's IKE_SA
+	 */
+	u_int id;
+
+	/**
+	 * Payload records to send
+	 */
+	chunk_t records;
+
+} inband_job_t;
+
+/**
+ * Destroy inband job data
+ */
+static void inband_job_destroy(inband_job_t *job)
+{
+	chunk_clear(&job->records);
+	free(job);
+}
+
+/**
+ * Queue a GSA_INBAND_REKEY task on a member's IKE_SA (job)
+ */
+static job_requeue_t inband_job(inband_job_t *job)
+{
+	inband_task_t *task;
+	ike_sa_t *ike_sa;
+	ike_sa_id_t *id;
+
+	ike_sa = charon->ike_sa_manager->checkout_by_id(charon->ike_sa_manager,
+													job->id);
+	if (!ike_sa)
+	{
+		DBG1(DBG_IKE, "gikev2: IKE_SA of member %u for GSA_INBAND_REKEY not "
+			 "found", job->id);
+		return JOB_REQUEUE_NONE;
+	}
+	INIT(task,
+		.task = {
+			.build = _inband_build_i,
+			.process = _inband_process_i,
+			.get_type = _inband_get_type,
+			.migrate = _inband_migrate,
+			.destroy = _inband_destroy,
+		},
+		.ike_sa = ike_sa,
+		.records = job->records,
+	);
+	job->records = chunk_empty;
+	ike_sa->queue_task(ike_sa, &task->task);
+	id = ike_sa->get_id(ike_sa);
+	lib->processor->queue_job(lib->processor,
+							  (job_t*)initiate_tasks_job_create(id));
+	charon->ike_sa_manager->checkin(charon->ike_sa_manager, ike_sa);
+	return JOB_REQUEUE_NONE;
+}
+
+/**
+ * Run a GSA_INBAND_REKEY on a member's IKE_SA, from a job as the IKE_SA
+ * may be checked out by this thread
+ */
+static void inband_rekey(u_int id, chunk_t records)
+{
+	inband_job_t *job;
+
+	INIT(job,
+		.id = id,
+		.records = chunk_clone(records),
+	);
+	lib->processor->queue_job(lib->processor, (job_t*)
+				callback_job_create((callback_job_cb_t)inband_job, job,
+								(callback_job_cleanup_t)inband_job_destroy,
+								NULL));
+}
+
+/**
+ * Perform the queued actions of the core and re-arm the timer
+ */
+static void drain(private_gikev2_gcks_listener_t *this)
+{
+	gikev2_gcks_action_t action;
+	gikev2_error_t err;
+	uint8_t buf[65536];
+	size_t len;
+	uint64_t deadline;
+	bool has;
+
+	while (TRUE)
+	{
+		len = sizeof(buf);
+		err = gikev2_gcks_poll_action(this->gcks, &action, buf, &len);
+		if (err != GIKEV2_OK)
+		{
+			DBG1(DBG_IKE, "gikev2: polling GCKS actions failed: %s",
+				 gikev2_last_error());
+			break;
+		}
+		if (action.kind == GIKEV2_GCKS_ACTION_NONE)
+		{
+			break;
+		}
+		switch (action.kind)
+		{
+			case GIKEV2_GCKS_ACTION_MULTICAST:
+				send_multicast(this, &action, chunk_create(buf, len));
+				break;
+			case GIKEV2_GCKS_ACTION_CLOSE_IKE_SA:
+				/* the unique ID was given as member ID */
+				if (action.member_id <= UINT_MAX)
+				{
+					gikev2_close_ike_sa((u_int)action.member_id, CLOSE_DELAY_MS);
+				}
+				break;
+			case GIKEV2_GCKS_ACTION_INBAND_REKEY:
+				if (action.member_id <= UINT_MAX)
+				{
+					inband_rekey((u_int)action.member_id,
+								 chunk_create(buf, len));
+				}
+				break;
+			default:
+				break;
+		}
+	}
+	memwipe(buf, sizeof(buf));
+	if (gikev2_gcks_poll_timeout(this->gcks, &has, &deadline) == GIKEV2_OK &&
+		has)
+	{
+		gikev2_timer_arm(this->timer, deadline);
+	}
+}
+
+/**
+ * Timer callback
+ */
+static void timeout(private_gikev2_gcks_listener_t *this)
+{
+	if (gikev2_gcks_handle_timeout(this->gcks, gikev2_now_ms()) != GIKEV2_OK)
+	{
+		DBG1(DBG_IKE, "gikev2: GCKS timeout failed: %s", gikev2_last_error());
+	}
+	drain(this);
+}
+
+/**
+ * Check if charon authenticated the peer in a GSA_AUTH response
+ */
+static bool authenticated(message_t *message)
+{
+	enumerator_t *enumerator;
+	payload_t *payload;
+	bool ok = message->get_payload(message, PLV2_AUTH) != NULL;
+
+	enumerator = message->create_payload_enumerator(message);
+	while (enumerator->enumerate(enumerator, &payload))
+	{
+		if (payload->get_type(payload) == PLV2_NOTIFY &&
+			((notify_payload_t*)payload)->get_notify_type(
+						(notify_payload_t*)payload) == AUTHENTICATION_FAILED)
+		{
+			ok = FALSE;
+		}
+	}
+	enumerator->destroy(enumerator);
+	return ok;
+}
+
+/**
+ * Answer a GSA_AUTH request in the plain response
+ */
+static void answer(private_gikev2_gcks_listener_t *this, ike_sa_t *ike_sa,
+				   message_t *message)
+{
+	member_sa_t *sa;
+	proposal_t *proposal;
+	chunk_t request = chunk_empty, sk_d = chunk_empty, response;
+	uint16_t prf = 0, kwa = 0, refused;
+	u_int id = ike_sa->get_unique_id(ike_sa);
+	gikev2_error_t err;
+	char identity[BUF_LEN];
+	size_t len;
+
+	this->mutex->lock(this->mutex);
+	sa = get_sa(this, id, FALSE);
+	if (sa)
+	{
+		request = sa->request;
+		sa->request = chunk_empty;
+		sk_d = chunk_clone(sa->sk_d);
+	}
+	this->mutex->unlock(this->mutex);
+	if (!request.len)
+	{	/* no IDg, not a registration */
+		chunk_clear(&sk_d);
+		return;
+	}
+	if (!authenticated(message))
+	{
+		DBG1(DBG_IKE, "gikev2: GSA_AUTH of IKE_SA %s[%u] not authenticated, "
+			 "no group keys", ike_sa->get_name(ike_sa), id);
+		goto out;
+	}
+	proposal = ike_sa->get_proposal(ike_sa);
+	if (proposal)
+	{
+		proposal->get_algorithm(proposal, PSEUDO_RANDOM_FUNCTION, &prf, NULL);
+		proposal->get_algorithm(proposal, KEY_WRAP_ALGORITHM, &kwa, NULL);
+	}
+	snprintf(identity, sizeof(identity), "%Y",
+			 ike_sa->get_other_eap_id(ike_sa));
+
+	len = 4096;
+	response = chunk_alloc(len);
+	err = gikev2_gcks_registration(this->gcks, gikev2_now_ms(), id, identity,
+								   GSA_AUTH, request.ptr, request.len,
+								   sk_d.ptr, sk_d.len, prf, kwa,
+								   response.ptr, &len);
+	if (err == GIKEV2_ERR_BUFFER_TOO_SMALL)
+	{
+		chunk_clear(&response);
+		response = chunk_alloc(len);
+		err = gikev2_gcks_registration(this->gcks, gikev2_now_ms(), id,
+								identity, GSA_AUTH, request.ptr, request.len,
+								sk_d.ptr, sk_d.len, prf, kwa,
+								response.ptr, &len);
+	}
+	if (err == GIKEV2_OK || (err == GIKEV2_ERR_DECODE && len))
+	{
+		response.len = len;
+		refused = gikev2_records_error(response);
+		if (err != GIKEV2_OK)
+		{
+			DBG1(DBG_IKE, "gikev2: GSA_AUTH request of '%s' malformed: %s",
+				 identity, gikev2_last_error());
+		}
+		if (refused)
+		{
+			DBG1(DBG_IKE, "gikev2: refusing member '%s' of IKE_SA %s[%u] "
+				 "with %N", identity, ike_sa->get_name(ike_sa), id,
+				 notify_type_names, refused);
+		}
+		else
+		{
+			DBG1(DBG_IKE, "gikev2: registered member '%s' of IKE_SA %s[%u] "
+				 "(PRF %N, KWA %N), sending GSA and KD", identity,
+				 ike_sa->get_name(ike_sa), id,
+				 transform_get_enum_names(PSEUDO_RANDOM_FUNCTION), prf,
+				 transform_get_enum_names(KEY_WRAP_ALGORITHM), kwa);
+		}
+		if (!gikev2_records_to_message(message, response))
+		{
+			DBG1(DBG_IKE, "gikev2: core returned malformed records");
+		}
+	}
+	else
+	{
+		DBG1(DBG_IKE, "gikev2: answering GSA_AUTH of '%s' failed: %s",
+			 identity, gikev2_last_error());
+	}
+	chunk_clear(&response);
+	drain(this);
+
+out:
+	chunk_free(&request);
+	chunk_clear(&sk_d);
+}
+
+METHOD(listener_t, message_hook, bool,
+	private_gikev2_gcks_listener_t *this, ike_sa_t *ike_sa,
+	message_t *message, bool incoming, bool plain)
+{
+	member_sa_t *sa;
+	chunk_t records;
+
+	if (!plain || message->get_major_version(message) != IKEV2_MAJOR_VERSION ||
+		message->get_wire_exchange_type(message) != GSA_AUTH)
+	{
+		return TRUE;
+	}
+	if (incoming && message->get_request(message))
+	{
+		if (!message->get_payload(message, PLV2_IDG))
+		{
+			return TRUE;
+		}
+		records = gikev2_records_from_message(message, TRUE);
+		this->mutex->lock(this->mutex);
+		sa = get_sa(this, ike_sa->get_unique_id(ike_sa), TRUE);
+		chunk_free(&sa->request);
+		sa->request = records;
+		this->mutex->unlock(this->mutex);
+	}
+	else if (!incoming && !message->get_request(message))
+	{
+		answer(this, ike_sa, message);
+	}
+	return TRUE;
+}
+
+METHOD(listener_t, ike_derived_keys, bool,
+	private_gikev2_gcks_listener_t *this, ike_sa_t *ike_sa, chunk_t sk_d,
+	chunk_t sk_ai, chunk_t sk_ar, chunk_t sk_ei, chunk_t sk_er, chunk_t sk_pi,
+	chunk_t sk_pr)
+{
+	member_sa_t *sa;
+
+	if (ike_sa->has_condition(ike_sa, COND_ORIGINAL_INITIATOR))
+	{	/* a GCKS is the responder of registrations */
+		return TRUE;
+	}
+	this->mutex->lock(this->mutex);
+	sa = get_sa(this, ike_sa->get_unique_id(ike_sa), TRUE);
+	chunk_clear(&sa->sk_d);
+	sa->sk_d = chunk_clone(sk_d);
+	this->mutex->unlock(this->mutex);
+	return TRUE;
+}
+
+METHOD(listener_t, ike_updown, bool,
+	private_gikev2_gcks_listener_t *this, ike_sa_t *ike_sa, bool up)
+{
+	member_sa_t *sa;
+	u_int id = ike_sa->get_unique_id(ike_sa);
+
+	if (!up)
+	{
+		this->mutex->lock(this->mutex);
+		sa = this->sas->remove(this->sas, (void*)(uintptr_t)id);
+		this->mutex->unlock(this->mutex);
+		if (sa)
+		{
+			member_sa_destroy(sa);
+			gikev2_gcks_ike_sa_down(this->gcks, gikev2_now_ms(), id);
+			drain(this);
+		}
+	}
+	return TRUE;
+}
+
+METHOD(listener_t, ike_state_change, bool,
+	private_gikev2_gcks_listener_t *this, ike_sa_t *ike_sa,
+	ike_sa_state_t state)
+{
+	member_sa_t *sa;
+
+	if (state == IKE_DESTROYING)
+	{	/* also for IKE_SAs that never came up */
+		this->mutex->lock(this->mutex);
+		sa = this->sas->remove(this->sas,
+							   (void*)(uintptr_t)ike_sa->get_unique_id(ike_sa));
+		this->mutex->unlock(this->mutex);
+		if (sa)
+		{
+			member_sa_destroy(sa);
+		}
+	}
+	return TRUE;
+}
+
+METHOD(gikev2_gcks_listener_t, destroy, void,
+	private_gikev2_gcks_listener_t *this)
+{
+	gikev2_timer_destroy(this->timer);
+	this->sas->destroy_function(this->sas, (void*)member_sa_destroy);
+	this->mutex->destroy(this->mutex);
+	gikev2_gcks_destroy(this->gcks);
+	if (this->fd >= 0)
+	{
+		close(this->fd);
+	}
+	free(this);
+}
+
+/**
+ * Add the configured groups to the core, FALSE on errors
+ */
+static bool add_groups(private_gikev2_gcks_listener_t *this, int *count)
+{
+	enumerator_t *enumerator;
+	char *name, section[BUF_LEN], **keys, **values;
+	int n;
+	bool ok = TRUE;
+
+	*count = 0;
+	enumerator = lib->settings->create_section_enumerator(lib->settings,
+										"%s.plugins.gikev2.groups", lib->ns);
+	while (enumerator->enumerate(enumerator, &name))
+	{
+		snprintf(section, sizeof(section), "%s.plugins.gikev2.groups.%s",
+				 lib->ns, name);
+		n = gikev2_settings_collect(section, NULL, &keys, &values);
+		if (gikev2_gcks_add_group(this->gcks, gikev2_now_ms(),
+								  (const char *const *)keys,
+								  (const char *const *)values, n) != GIKEV2_OK)
+		{
+			DBG1(DBG_CFG, "gikev2: %s: %s", section, gikev2_last_error());
+			ok = FALSE;
+		}
+		else
+		{
+			DBG1(DBG_CFG, "gikev2: serving group '%s' as GCKS", name);
+			(*count)++;
+		}
+		gikev2_settings_free(keys, values, n);
+	}
+	enumerator->destroy(enumerator);
+	return ok;
+}
+
+/*
+ * Described in header
+ */
+gikev2_gcks_listener_t *gikev2_gcks_listener_create(int *count)
+{
+	private_gikev2_gcks_listener_t *this;
+
+	INIT(this,
+		.public = {
+			.listener = {
+				.message = _message_hook,
+				.ike_derived_keys = _ike_derived_keys,
+				.ike_updown = _ike_updown,
+				.ike_state_change = _ike_state_change,
+			},
+			.destroy = _destroy,
+		},
+		.sas = hashtable_create(hashtable_hash_ptr, hashtable_equals_ptr, 8),
+		.mutex = mutex_create(MUTEX_TYPE_DEFAULT),
+		.fd = -1,
+	);
+	this->timer = gikev2_timer_create((gikev2_timer_cb_t)timeout, this);
+
+	if (gikev2_gcks_new(&this->gcks) != GIKEV2_OK)
+	{
+		DBG1(DBG_CFG, "gikev2: creating GCKS failed: %s", gikev2_last_error());
+		destroy(this);
+		return NULL;
+	}
+	if (!add_groups(this, count))
+	{
+		destroy(this);
+		return NULL;
+	}
+	drain(this);
+	return &this->public;
+}

@@ -1,0 +1,1080 @@
+/*
+ * Copyright (C) 2026 The G-IKEv2 for strongSwan project
+ *
+ * This program is free software; you can redistribute it and/or modify it
+ * under the terms of the GNU General Public License as published by the
+ * Free Software Foundation; either version 2 of the License, or (at your
+ * option) any later version.  See <http://www.fsf.org/copyleft/gpl.txt>.
+ *
+ * This program is distributed in the hope that it will be useful, but
+ * WITHOUT ANY WARRANTY; without even the implied warranty of MERCHANTABILITY
+ * or FITNESS FOR A PARTICULAR PURPOSE.  See the GNU General Public License
+ * for more details.
+ */
+
+#include "gikev2_gm.h"
+#include "gikev2_util.h"
+
+#include <unistd.h>
+#include <errno.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include <daemon.h>
+#include <collections/linked_list.h>
+#include <threading/mutex.h>
+#include <processing/jobs/callback_job.h>
+#include <sa/exchange_manager.h>
+
+typedef struct private_gikev2_gm_listener_t private_gikev2_gm_listener_t;
+
+/**
+ * A Data-Security SA installed in the kernel
+ */
+typedef struct {
+
+	/**
+	 * Protocol (IANA)
+	 */
+	uint8_t protocol;
+
+	/**
+	 * SPI, host order
+	 */
+	uint32_t spi;
+
+	/**
+	 * Direction
+	 */
+	gikev2_direction_t direction;
+
+	/**
+	 * Source of the SA (%any inbound)
+	 */
+	host_t *src;
+
+	/**
+	 * Destination of the SA (the group address)
+	 */
+	host_t *dst;
+
+	/**
+	 * Source traffic selector of the policy
+	 */
+	traffic_selector_t *src_ts;
+
+	/**
+	 * Destination traffic selector of the policy
+	 */
+	traffic_selector_t *dst_ts;
+
+	/**
+	 * IPsec mode
+	 */
+	ipsec_mode_t mode;
+
+	/**
+	 * reqid binding SA and policy
+	 */
+	uint32_t reqid;
+
+} installed_sa_t;
+
+/**
+ * A socket receiving GSA_REKEY messages of a Rekey SA
+ */
+typedef struct {
+
+	/**
+	 * Rekey SA SPI
+	 */
+	uint8_t spi[GIKEV2_REKEY_SPI_LEN];
+
+	/**
+	 * Socket
+	 */
+	int fd;
+
+} rekey_socket_t;
+
+/**
+ * A configured membership
+ */
+typedef struct {
+
+	/**
+	 * Name of the membership section
+	 */
+	char *name;
+
+	/**
+	 * Name of the connection registering it
+	 */
+	char *conn;
+
+	/**
+	 * Core GM handle
+	 */
+	gikev2_gm_t *gm;
+
+	/**
+	 * Timer driving the core
+	 */
+	gikev2_timer_t *timer;
+
+	/**
+	 * Our address on the last registering IKE_SA
+	 */
+	host_t *local;
+
+	/**
+	 * Unique ID of the registering IKE_SA
+	 */
+	u_int ike_id;
+
+	/**
+	 * SK_d of the registering IKE_SA
+	 */
+	chunk_t sk_d;
+
+	/**
+	 * Records of the GSA_AUTH response, handled once the IKE_SA is up
+	 */
+	chunk_t response;
+
+	/**
+	 * Error notify the GCKS refused the registration with, 0 if none
+	 */
+	uint16_t refused;
+
+	/**
+	 * Installed SAs, installed_sa_t
+	 */
+	linked_list_t *sas;
+
+	/**
+	 * Rekey sockets, rekey_socket_t
+	 */
+	linked_list_t *sockets;
+
+	/**
+	 * Lock for the above
+	 */
+	mutex_t *mutex;
+
+} membership_t;
+
+/**
+ * Private data of a gikev2_gm_listener_t object.
+ */
+struct private_gikev2_gm_listener_t {
+
+	/**
+	 * Public interface.
+	 */
+	gikev2_gm_listener_t public;
+
+	/**
+	 * Memberships, membership_t
+	 */
+	linked_list_t *memberships;
+};
+
+/**
+ * Find the membership of an IKE_SA's connection
+ */
+static membership_t *find(private_gikev2_gm_listener_t *this, ike_sa_t *ike_sa)
+{
+	enumerator_t *enumerator;
+	membership_t *m, *found = NULL;
+	peer_cfg_t *peer_cfg;
+
+	peer_cfg = ike_sa->get_peer_cfg(ike_sa);
+	if (!peer_cfg)
+	{
+		return NULL;
+	}
+	enumerator = this->memberships->create_enumerator(this->memberships);
+	while (enumerator->enumerate(enumerator, &m))
+	{
+		if (streq(m->conn, peer_cfg->get_name(peer_cfg)))
+		{
+			found = m;
+			break;
+		}
+	}
+	enumerator->destroy(enumerator);
+	return found;
+}
+
+/**
+ * Remove an installed SA and its policy from the kernel and free it
+ */
+static void uninstall(installed_sa_t *sa)
+{
+	kernel_ipsec_sa_id_t id = {
+		.src = sa->src,
+		.dst = sa->dst,
+		.spi = htonl(sa->spi),
+		.proto = sa->protocol == GIKEV2_PROTO_AH ? IPPROTO_AH : IPPROTO_ESP,
+	};
+	kernel_ipsec_del_sa_t del = {};
+	ipsec_sa_cfg_t cfg = {
+		.mode = sa->mode,
+		.reqid = sa->reqid,
+	};
+	kernel_ipsec_policy_id_t pid = {
+		.dir = sa->direction == GIKEV2_DIR_IN ? POLICY_IN : POLICY_OUT,
+		.src_ts = sa->src_ts,
+		.dst_ts = sa->dst_ts,
+	};
+	kernel_ipsec_manage_policy_t mp = {
+		.type = POLICY_IPSEC,
+		.prio = POLICY_PRIORITY_DEFAULT,
+		.src = sa->src,
+		.dst = sa->dst,
+		.sa = &cfg,
+	};
+
+	if (sa->protocol == GIKEV2_PROTO_AH)
+	{
+		cfg.ah.use = TRUE;
+		cfg.ah.spi = htonl(sa->spi);
+	}
+	else
+	{
+		cfg.esp.use = TRUE;
+		cfg.esp.spi = htonl(sa->spi);
+	}
+	charon->kernel->del_policy(charon->kernel, &pid, &mp);
+	charon->kernel->del_sa(charon->kernel, &id, &del);
+	charon->kernel->release_reqid(charon->kernel, sa->reqid);
+	DBG1(DBG_KNL, "gikev2: deleted %s SA %.8x for %H",
+		 sa->direction == GIKEV2_DIR_IN ? "inbound" : "outbound", sa->spi,
+		 sa->dst);
+	sa->src->destroy(sa->src);
+	sa->dst->destroy(sa->dst);
+	sa->src_ts->destroy(sa->src_ts);
+	sa->dst_ts->destroy(sa->dst_ts);
+	free(sa);
+}
+
+/**
+ * Install a Data-Security SA and its policy
+ */
+static void install(membership_t *m, gikev2_gm_action_t *a, chunk_t encr,
+					chunk_t integ)
+{
+	installed_sa_t *sa;
+	linked_list_t *src_list, *dst_list;
+	lifetime_cfg_t lifetime = {};
+	kernel_ipsec_sa_id_t id;
+	kernel_ipsec_add_sa_t add;
+	ipsec_sa_cfg_t cfg;
+	kernel_ipsec_policy_id_t pid;
+	kernel_ipsec_manage_policy_t mp;
+	bool inbound = a->direction == GIKEV2_DIR_IN;
+
+	if (a->lifetime_secs != UINT32_MAX)
+	{	/* UINT32_MAX: the GCKS sent no lifetime, the core deletes the SA */
+		lifetime.time.life = a->lifetime_secs;
+		lifetime.time.rekey = a->lifetime_secs - a->lifetime_secs / 10;
+	}
+	INIT(sa,
+		.protocol = a->protocol,
+		.spi = a->spi,
+		.direction = a->direction,
+		.src_ts = gikev2_ts_from_core(&a->src),
+		.dst_ts = gikev2_ts_from_core(&a->dst),
+		.mode = a->mode == GIKEV2_MODE_TRANSPORT ? MODE_TRANSPORT : MODE_TUNNEL,
+	);
+	if (!sa->src_ts || !sa->dst_ts)
+	{
+		DBG1(DBG_KNL, "gikev2: invalid traffic selectors for SA %.8x",
+			 a->spi);
+		DESTROY_IF(sa->src_ts);
+		DESTROY_IF(sa->dst_ts);
+		free(sa);
+		return;
+	}
+	sa->dst = host_create_from_chunk(sa->dst_ts->get_type(sa->dst_ts) ==
+							TS_IPV4_ADDR_RANGE ? AF_INET : AF_INET6,
+							sa->dst_ts->get_from_address(sa->dst_ts), 0);
+	if (!inbound && m->local)
+	{
+		sa->src = m->local->clone(m->local);
+		sa->src->set_port(sa->src, 0);
+	}
+	else
+	{
+		sa->src = host_create_any(sa->dst->get_family(sa->dst));
+	}
+	if (a->has_sender_id)
+	{
+		DBG1(DBG_KNL, "gikev2: Sender-ID %u (%u bits) for SA %.8x can not be "
+			 "put into IVs by this kernel interface", a->sender_id,
+			 a->sender_id_bits, a->spi);
+	}
+
+	src_list = linked_list_create_with_items(sa->src_ts, NULL);
+	dst_list = linked_list_create_with_items(sa->dst_ts, NULL);
+	if (charon->kernel->alloc_reqid(charon->kernel, inbound ? dst_list : src_list,
+									inbound ? src_list : dst_list, (mark_t){},
+									(mark_t){}, 0, 0, NULL,
+									&sa->reqid) != SUCCESS)
+	{
+		DBG1(DBG_KNL, "gikev2: allocating reqid for SA %.8x failed", a->spi);
+		src_list->destroy(src_list);
+		dst_list->destroy(dst_list);
+		sa->src->destroy(sa->src);
+		sa->dst->destroy(sa->dst);
+		sa->src_ts->destroy(sa->src_ts);
+		sa->dst_ts->destroy(sa->dst_ts);
+		free(sa);
+		return;
+	}
+	id = (kernel_ipsec_sa_id_t){
+		.src = sa->src,
+		.dst = sa->dst,
+		.spi = htonl(a->spi),
+		.proto = a->protocol == GIKEV2_PROTO_AH ? IPPROTO_AH : IPPROTO_ESP,
+	};
+	add = (kernel_ipsec_add_sa_t){
+		.reqid = sa->reqid,
+		.mode = sa->mode,
+		.src_ts = src_list,
+		.dst_ts = dst_list,
+		.lifetime = &lifetime,
+		.enc_alg = a->protocol == GIKEV2_PROTO_AH ? ENCR_UNDEFINED : a->encr_id,
+		.enc_key = encr,
+		.int_alg = a->integ_id ?: AUTH_UNDEFINED,
+		.int_key = integ,
+		.replay_window = a->replay_window,
+		.copy_df = TRUE,
+		.copy_ecn = TRUE,
+		.copy_dscp = DSCP_COPY_OUT_ONLY,
+		.inbound = inbound,
+	};
+	if (charon->kernel->add_sa(charon->kernel, &id, &add) != SUCCESS)
+	{
+		DBG1(DBG_KNL, "gikev2: installing %s SA %.8x for %H failed",
+			 inbound ? "inbound" : "outbound", a->spi, sa->dst);
+		charon->kernel->release_reqid(charon->kernel, sa->reqid);
+		src_list->destroy(src_list);
+		dst_list->destroy(dst_list);
+		sa->src->destroy(sa->src);
+		sa->dst->destroy(sa->dst);
+		sa->src_ts->destroy(sa->src_ts);
+		sa->dst_ts->destroy(sa->dst_ts);
+		free(sa);
+		return;
+	}
+	src_list->destroy(src_list);
+	dst_list->destroy(dst_list);
+
+	cfg = (ipsec_sa_cfg_t){
+		.mode = sa->mode,
+		.reqid = sa->reqid,
+	};
+	if (a->protocol == GIKEV2_PROTO_AH)
+	{
+		cfg.ah.use = TRUE;
+		cfg.ah.spi = htonl(a->spi);
+	}
+	else
+	{
+		cfg.esp.use = TRUE;
+		cfg.esp.spi = htonl(a->spi);
+	}
+	pid = (kernel_ipsec_policy_id_t){
+		.dir = inbound ? POLICY_IN : POLICY_OUT,
+		.src_ts = sa->src_ts,
+		.dst_ts = sa->dst_ts,
+	};
+	mp = (kernel_ipsec_manage_policy_t){
+		.type = POLICY_IPSEC,
+		.prio = POLICY_PRIORITY_DEFAULT,
+		.src = sa->src,
+		.dst = sa->dst,
+		.sa = &cfg,
+	};
+	if (charon->kernel->add_policy(charon->kernel, &pid, &mp) != SUCCESS)
+	{
+		DBG1(DBG_KNL, "gikev2: installing %s policy %R === %R failed",
+			 inbound ? "inbound" : "outbound", sa->src_ts, sa->dst_ts);
+	}
+	DBG1(DBG_KNL, "gikev2: installed %s %N %s SA %.8x (reqid %u) %H === %H, "
+		 "policy %R === %R, lifetime %us", inbound ? "inbound" : "outbound",
+		 protocol_id_names, a->protocol,
+		 sa->mode == MODE_TRANSPORT ? "transport" : "tunnel", a->spi,
+		 sa->reqid,
+		 sa->src, sa->dst, sa->src_ts, sa->dst_ts, a->lifetime_secs);
+	m->sas->insert_last(m->sas, sa);
+}
+
+/**
+ * Delete an installed SA
+ */
+static void delete_sa(membership_t *m, gikev2_gm_action_t *a)
+{
+	enumerator_t *enumerator;
+	installed_sa_t *sa;
+
+	enumerator = m->sas->create_enumerator(m->sas);
+	while (enumerator->enumerate(enumerator, &sa))
+	{
+		if (sa->spi == a->spi && sa->protocol == a->protocol &&
+			sa->direction == a->direction)
+		{
+			m->sas->remove_at(m->sas, enumerator);
+			uninstall(sa);
+		}
+	}
+	enumerator->destroy(enumerator);
+}
+
+static void drain(membership_t *m);
+
+/**
+ * Receive a GSA_REKEY datagram (watcher callback)
+ */
+static bool receive_rekey(membership_t *m, int fd, watcher_event_t event)
+{
+	uint8_t buf[65536];
+	ssize_t len;
+	gikev2_error_t err;
+
+	len = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+	if (len <= 0)
+	{
+		return TRUE;
+	}
+	err = gikev2_gm_rekey(m->gm, gikev2_now_ms(), buf, len);
+	switch (err)
+	{
+		case GIKEV2_OK:
+			DBG1(DBG_IKE, "gikev2: membership '%s' processed GSA_REKEY "
+				 "(%zd bytes)", m->name, len);
+			break;
+		case GIKEV2_ERR_REPLAY:
+			DBG2(DBG_IKE, "gikev2: membership '%s' ignored retransmitted "
+				 "GSA_REKEY", m->name);
+			break;
+		case GIKEV2_ERR_UNKNOWN_SA:
+			/* e.g. the join flush under the Rekey SA before ours */
+			DBG2(DBG_IKE, "gikev2: membership '%s' ignored GSA_REKEY: %s",
+				 m->name, gikev2_last_error());
+			break;
+		default:
+			DBG1(DBG_IKE, "gikev2: membership '%s' dropped GSA_REKEY: %s",
+				 m->name, gikev2_last_error());
+			break;
+	}
+	memwipe(buf, len);
+	drain(m);
+	return TRUE;
+}
+
+/**
+ * Open a socket receiving GSA_REKEY on a multicast address
+ */
+static void listen_rekey(membership_t *m, gikev2_gm_action_t *a)
+{
+	rekey_socket_t *s;
+	host_t *dst;
+	struct ip_mreq mreq = {};
+	int fd, on = 1;
+
+	dst = gikev2_host_from_endpoint(&a->rekey_dst);
+	if (!dst)
+	{
+		return;
+	}
+	fd = socket(dst->get_family(dst), SOCK_DGRAM, 0);
+	if (fd < 0)
+	{
+		DBG1(DBG_NET, "gikev2: opening GSA_REKEY socket failed: %s",
+			 strerror(errno));
+		dst->destroy(dst);
+		return;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (bind(fd, dst->get_sockaddr(dst), *dst->get_sockaddr_len(dst)) < 0)
+	{
+		DBG1(DBG_NET, "gikev2: binding GSA_REKEY socket to %#H failed: %s",
+			 dst, strerror(errno));
+		close(fd);
+		dst->destroy(dst);
+		return;
+	}
+	if (dst->get_family(dst) == AF_INET)
+	{
+		memcpy(&mreq.imr_multiaddr, dst->get_address(dst).ptr, 4);
+		if (m->local && m->local->get_family(m->local) == AF_INET)
+		{
+			memcpy(&mreq.imr_interface, m->local->get_address(m->local).ptr, 4);
+		}
+		if (setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq,
+					   sizeof(mreq)) < 0)
+		{
+			DBG1(DBG_NET, "gikev2: joining %H failed: %s", dst,
+				 strerror(errno));
+		}
+	}
+	else
+	{
+		DBG1(DBG_NET, "gikev2: IPv6 GSA_REKEY groups not implemented yet");
+	}
+	INIT(s,
+		.fd = fd,
+	);
+	memcpy(s->spi, a->rekey_spi, sizeof(s->spi));
+	m->sockets->insert_last(m->sockets, s);
+	lib->watcher->add(lib->watcher, fd, WATCHER_READ,
+					  (watcher_cb_t)receive_rekey, m);
+	DBG1(DBG_NET, "gikev2: membership '%s' listening for GSA_REKEY on %#H",
+		 m->name, dst);
+	dst->destroy(dst);
+}
+
+/**
+ * Close a rekey socket
+ */
+static void socket_destroy(rekey_socket_t *s)
+{
+	lib->watcher->remove(lib->watcher, s->fd);
+	close(s->fd);
+	free(s);
+}
+
+/**
+ * Stop receiving GSA_REKEY of a Rekey SA
+ */
+static void stop_rekey(membership_t *m, gikev2_gm_action_t *a)
+{
+	enumerator_t *enumerator;
+	rekey_socket_t *s;
+
+	enumerator = m->sockets->create_enumerator(m->sockets);
+	while (enumerator->enumerate(enumerator, &s))
+	{
+		if (memeq(s->spi, a->rekey_spi, sizeof(s->spi)))
+		{
+			m->sockets->remove_at(m->sockets, enumerator);
+			socket_destroy(s);
+		}
+	}
+	enumerator->destroy(enumerator);
+}
+
+/**
+ * Initiate the connection of a membership again (job)
+ */
+static job_requeue_t reregister_job(char *conn)
+{
+	peer_cfg_t *peer_cfg;
+
+	peer_cfg = charon->backends->get_peer_cfg_by_name(charon->backends, conn);
+	if (peer_cfg)
+	{
+		charon->controller->initiate(charon->controller, peer_cfg, NULL,
+									 NULL, NULL, 0, 0, FALSE);
+	}
+	else
+	{
+		DBG1(DBG_CFG, "gikev2: connection '%s' to register again not found",
+			 conn);
+	}
+	return JOB_REQUEUE_NONE;
+}
+
+/**
+ * Perform the queued actions of a membership's core and re-arm its timer
+ */
+static void drain(membership_t *m)
+{
+	gikev2_gm_action_t action;
+	uint8_t encr[GIKEV2_MAX_KEY_LEN], integ[GIKEV2_MAX_KEY_LEN];
+	size_t encr_len, integ_len;
+	uint64_t deadline;
+	bool has;
+
+	m->mutex->lock(m->mutex);
+	while (TRUE)
+	{
+		encr_len = sizeof(encr);
+		integ_len = sizeof(integ);
+		if (gikev2_gm_poll_action(m->gm, &action, encr, &encr_len, integ,
+								  &integ_len) != GIKEV2_OK)
+		{
+			DBG1(DBG_IKE, "gikev2: polling GM actions failed: %s",
+				 gikev2_last_error());
+			break;
+		}
+		if (action.kind == GIKEV2_GM_ACTION_NONE)
+		{
+			break;
+		}
+		switch (action.kind)
+		{
+			case GIKEV2_GM_ACTION_INSTALL:
+				install(m, &action, chunk_create(encr, encr_len),
+						chunk_create(integ, integ_len));
+				break;
+			case GIKEV2_GM_ACTION_DELETE:
+				delete_sa(m, &action);
+				break;
+			case GIKEV2_GM_ACTION_LISTEN_REKEY:
+				listen_rekey(m, &action);
+				break;
+			case GIKEV2_GM_ACTION_STOP_REKEY:
+				stop_rekey(m, &action);
+				break;
+			case GIKEV2_GM_ACTION_REREGISTER:
+				DBG1(DBG_IKE, "gikev2: membership '%s' registers again "
+					 "(reason %d)", m->name, action.reason);
+				lib->processor->queue_job(lib->processor, (job_t*)
+						callback_job_create((callback_job_cb_t)reregister_job,
+											strdup(m->conn), free, NULL));
+				break;
+			default:
+				break;
+		}
+		memwipe(encr, sizeof(encr));
+		memwipe(integ, sizeof(integ));
+	}
+	m->mutex->unlock(m->mutex);
+	if (gikev2_gm_poll_timeout(m->gm, &has, &deadline) == GIKEV2_OK && has)
+	{
+		gikev2_timer_arm(m->timer, deadline);
+	}
+}
+
+/**
+ * Timer callback of a membership
+ */
+static void timeout(membership_t *m)
+{
+	if (gikev2_gm_handle_timeout(m->gm, gikev2_now_ms()) != GIKEV2_OK)
+	{
+		DBG1(DBG_IKE, "gikev2: GM timeout failed: %s", gikev2_last_error());
+	}
+	drain(m);
+}
+
+/**
+ * Add the registration payloads to a GSA_AUTH request
+ */
+static void add_registration(membership_t *m, message_t *message)
+{
+	uint8_t buf[4096];
+	size_t len = sizeof(buf);
+
+	if (gikev2_gm_registration_payloads(m->gm, buf, &len) != GIKEV2_OK)
+	{
+		DBG1(DBG_IKE, "gikev2: building registration payloads failed: %s",
+			 gikev2_last_error());
+		return;
+	}
+	gikev2_records_to_message(message, chunk_create(buf, len));
+	DBG1(DBG_IKE, "gikev2: membership '%s' registers in GSA_AUTH", m->name);
+}
+
+/**
+ * GSA_INBAND_REKEY responder task
+ */
+typedef struct {
+
+	/**
+	 * Implements task_t
+	 */
+	task_t task;
+
+	/**
+	 * Membership
+	 */
+	membership_t *m;
+
+	/**
+	 * IKE_SA the task runs on
+	 */
+	ike_sa_t *ike_sa;
+
+} inband_task_t;
+
+METHOD(task_t, inband_process_r, status_t,
+	inband_task_t *this, message_t *message)
+{
+	membership_t *m = this->m;
+	proposal_t *proposal;
+	chunk_t records, sk_d = chunk_empty;
+	uint16_t prf = 0, kwa = 0;
+	gikev2_error_t err;
+
+	proposal = this->ike_sa->get_proposal(this->ike_sa);
+	if (proposal)
+	{
+		proposal->get_algorithm(proposal, PSEUDO_RANDOM_FUNCTION, &prf, NULL);
+		proposal->get_algorithm(proposal, KEY_WRAP_ALGORITHM, &kwa, NULL);
+	}
+	m->mutex->lock(m->mutex);
+	if (m->ike_id == this->ike_sa->get_unique_id(this->ike_sa))
+	{
+		sk_d = chunk_clone(m->sk_d);
+	}
+	m->mutex->unlock(m->mutex);
+	if (!sk_d.len)
+	{
+		DBG1(DBG_IKE, "gikev2: GSA_INBAND_REKEY on IKE_SA %s[%u], which did "
+			 "not register membership '%s', ignored",
+			 this->ike_sa->get_name(this->ike_sa),
+			 this->ike_sa->get_unique_id(this->ike_sa), m->name);
+		return NEED_MORE;
+	}
+	records = gikev2_records_from_message(message, FALSE);
+	err = gikev2_gm_inband_rekey(m->gm, gikev2_now_ms(), records.ptr,
+								 records.len, sk_d.ptr, sk_d.len, prf, kwa);
+	if (err == GIKEV2_OK)
+	{
+		DBG1(DBG_IKE, "gikev2: membership '%s' processed GSA_INBAND_REKEY",
+			 m->name);
+	}
+	else
+	{
+		DBG1(DBG_IKE, "gikev2: membership '%s' dropped GSA_INBAND_REKEY: %s",
+			 m->name, gikev2_last_error());
+	}
+	chunk_free(&records);
+	chunk_clear(&sk_d);
+	drain(m);
+	return NEED_MORE;
+}
+
+METHOD(task_t, inband_build_r, status_t,
+	inband_task_t *this, message_t *message)
+{
+	return SUCCESS;
+}
+
+METHOD(task_t, inband_get_type, task_type_t,
+	inband_task_t *this)
+{
+	return TASK_PLUGIN_EXCHANGE;
+}
+
+METHOD(task_t, inband_migrate, void,
+	inband_task_t *this, ike_sa_t *ike_sa)
+{
+	this->ike_sa = ike_sa;
+}
+
+METHOD(task_t, inband_destroy, void,
+	inband_task_t *this)
+{
+	free(this);
+}
+
+/**
+ * Create a GSA_INBAND_REKEY responder task (exchange_constructor_t)
+ */
+static task_t *inband_responder(private_gikev2_gm_listener_t *this,
+								ike_sa_t *ike_sa, message_t *request)
+{
+	inband_task_t *task;
+	membership_t *m;
+
+	m = find(this, ike_sa);
+	if (!m)
+	{
+		return NULL;
+	}
+	INIT(task,
+		.task = {
+			.build = _inband_build_r,
+			.process = _inband_process_r,
+			.get_type = _inband_get_type,
+			.migrate = _inband_migrate,
+			.destroy = _inband_destroy,
+		},
+		.m = m,
+		.ike_sa = ike_sa,
+	);
+	return &task->task;
+}
+
+METHOD(listener_t, message_hook, bool,
+	private_gikev2_gm_listener_t *this, ike_sa_t *ike_sa,
+	message_t *message, bool incoming, bool plain)
+{
+	membership_t *m;
+	chunk_t records;
+	uint16_t error;
+
+	if (!plain || message->get_major_version(message) != IKEV2_MAJOR_VERSION ||
+		!ike_sa->has_condition(ike_sa, COND_ORIGINAL_INITIATOR))
+	{
+		return TRUE;
+	}
+	m = find(this, ike_sa);
+	if (!m)
+	{
+		return TRUE;
+	}
+	if (!incoming && message->get_request(message) &&
+		message->get_exchange_type(message) == IKE_SA_INIT)
+	{
+		ike_sa->enable_extension(ike_sa, EXT_GIKEV2);
+		DBG1(DBG_IKE, "gikev2: IKE_SA %s[%u] registers membership '%s', "
+			 "IKE_AUTH will be GSA_AUTH", ike_sa->get_name(ike_sa),
+			 ike_sa->get_unique_id(ike_sa), m->name);
+	}
+	else if (!incoming && message->get_request(message) &&
+			 message->get_wire_exchange_type(message) == GSA_AUTH &&
+			 message->get_payload(message, PLV2_ID_INITIATOR))
+	{
+		add_registration(m, message);
+	}
+	else if (incoming && !message->get_request(message) &&
+			 message->get_wire_exchange_type(message) == GSA_AUTH)
+	{
+		records = gikev2_records_from_message(message, FALSE);
+		error = gikev2_records_error(records);
+		if (error)
+		{
+			DBG1(DBG_IKE, "gikev2: GCKS refused membership '%s' with %N, "
+				 "nothing installed", m->name, notify_type_names, error);
+			chunk_free(&records);
+		}
+		m->mutex->lock(m->mutex);
+		chunk_free(&m->response);
+		m->response = records;
+		m->refused = error;
+		m->ike_id = ike_sa->get_unique_id(ike_sa);
+		m->mutex->unlock(m->mutex);
+	}
+	return TRUE;
+}
+
+METHOD(listener_t, ike_derived_keys, bool,
+	private_gikev2_gm_listener_t *this, ike_sa_t *ike_sa, chunk_t sk_d,
+	chunk_t sk_ai, chunk_t sk_ar, chunk_t sk_ei, chunk_t sk_er, chunk_t sk_pi,
+	chunk_t sk_pr)
+{
+	membership_t *m;
+
+	if (!ike_sa->has_condition(ike_sa, COND_ORIGINAL_INITIATOR))
+	{
+		return TRUE;
+	}
+	m = find(this, ike_sa);
+	if (m)
+	{
+		m->mutex->lock(m->mutex);
+		chunk_clear(&m->sk_d);
+		m->sk_d = chunk_clone(sk_d);
+		m->mutex->unlock(m->mutex);
+	}
+	return TRUE;
+}
+
+METHOD(listener_t, ike_updown, bool,
+	private_gikev2_gm_listener_t *this, ike_sa_t *ike_sa, bool up)
+{
+	membership_t *m;
+	proposal_t *proposal;
+	chunk_t response, sk_d;
+	uint16_t prf = 0, kwa = 0, refused = 0;
+	gikev2_error_t err;
+
+	if (!ike_sa->has_condition(ike_sa, COND_ORIGINAL_INITIATOR))
+	{
+		return TRUE;
+	}
+	m = find(this, ike_sa);
+	if (!m)
+	{
+		return TRUE;
+	}
+	if (!up)
+	{	/* multicast members keep their SAs, but SK_d is gone */
+		m->mutex->lock(m->mutex);
+		if (m->ike_id == ike_sa->get_unique_id(ike_sa))
+		{
+			chunk_clear(&m->sk_d);
+		}
+		m->mutex->unlock(m->mutex);
+		return TRUE;
+	}
+	m->mutex->lock(m->mutex);
+	if (m->ike_id == ike_sa->get_unique_id(ike_sa) && m->refused)
+	{
+		m->refused = 0;
+		m->mutex->unlock(m->mutex);
+		DBG1(DBG_IKE, "gikev2: closing IKE_SA %s[%u] of refused membership "
+			 "'%s'", ike_sa->get_name(ike_sa), ike_sa->get_unique_id(ike_sa),
+			 m->name);
+		gikev2_close_ike_sa(ike_sa->get_unique_id(ike_sa), 0);
+		return TRUE;
+	}
+	if (m->ike_id != ike_sa->get_unique_id(ike_sa) || !m->response.len)
+	{
+		m->mutex->unlock(m->mutex);
+		DBG1(DBG_IKE, "gikev2: IKE_SA %s[%u] up without GSA_AUTH response "
+			 "for membership '%s'", ike_sa->get_name(ike_sa),
+			 ike_sa->get_unique_id(ike_sa), m->name);
+		return TRUE;
+	}
+	response = m->response;
+	m->response = chunk_empty;
+	sk_d = chunk_clone(m->sk_d);
+	DESTROY_IF(m->local);
+	m->local = ike_sa->get_my_host(ike_sa)->clone(ike_sa->get_my_host(ike_sa));
+	m->mutex->unlock(m->mutex);
+
+	proposal = ike_sa->get_proposal(ike_sa);
+	if (proposal)
+	{
+		proposal->get_algorithm(proposal, PSEUDO_RANDOM_FUNCTION, &prf, NULL);
+		proposal->get_algorithm(proposal, KEY_WRAP_ALGORITHM, &kwa, NULL);
+	}
+	err = gikev2_gm_registration_response(m->gm, gikev2_now_ms(), GSA_AUTH,
+										  response.ptr, response.len,
+										  sk_d.ptr, sk_d.len, prf, kwa,
+										  &refused);
+	switch (err)
+	{
+		case GIKEV2_OK:
+			DBG1(DBG_IKE, "gikev2: membership '%s' registered on IKE_SA "
+				 "%s[%u]", m->name, ike_sa->get_name(ike_sa),
+				 ike_sa->get_unique_id(ike_sa));
+			break;
+		case GIKEV2_ERR_REFUSED:
+			DBG1(DBG_IKE, "gikev2: GCKS refused membership '%s' with %N",
+				 m->name, notify_type_names, refused);
+			break;
+		default:
+			DBG1(DBG_IKE, "gikev2: GSA_AUTH response for membership '%s' "
+				 "unusable: %s", m->name, gikev2_last_error());
+			break;
+	}
+	chunk_free(&response);
+	chunk_clear(&sk_d);
+	drain(m);
+	return TRUE;
+}
+
+/**
+ * Destroy a membership, removing its SAs from the kernel
+ */
+static void membership_destroy(membership_t *m)
+{
+	if (m->timer)
+	{
+		gikev2_timer_destroy(m->timer);
+	}
+	m->sockets->destroy_function(m->sockets, (void*)socket_destroy);
+	m->sas->destroy_function(m->sas, (void*)uninstall);
+	gikev2_gm_destroy(m->gm);
+	DESTROY_IF(m->local);
+	chunk_clear(&m->sk_d);
+	chunk_free(&m->response);
+	m->mutex->destroy(m->mutex);
+	free(m->name);
+	free(m->conn);
+	free(m);
+}
+
+METHOD(gikev2_gm_listener_t, destroy, void,
+	private_gikev2_gm_listener_t *this)
+{
+	charon->exchanges->remove_exchange(charon->exchanges,
+							(exchange_constructor_t)inband_responder, this);
+	this->memberships->destroy_function(this->memberships,
+										(void*)membership_destroy);
+	free(this);
+}
+
+/**
+ * Create the configured memberships, FALSE on errors
+ */
+static bool add_memberships(private_gikev2_gm_listener_t *this, int *count)
+{
+	enumerator_t *enumerator;
+	membership_t *m;
+	char *name, *conn, section[BUF_LEN], **keys, **values;
+	int n;
+	bool ok = TRUE;
+
+	*count = 0;
+	enumerator = lib->settings->create_section_enumerator(lib->settings,
+									"%s.plugins.gikev2.memberships", lib->ns);
+	while (enumerator->enumerate(enumerator, &name))
+	{
+		snprintf(section, sizeof(section), "%s.plugins.gikev2.memberships.%s",
+				 lib->ns, name);
+		conn = lib->settings->get_str(lib->settings,
+							"%s.plugins.gikev2.memberships.%s.connection", NULL,
+							lib->ns, name);
+		if (!conn)
+		{
+			DBG1(DBG_CFG, "gikev2: %s: connection: missing", section);
+			ok = FALSE;
+			continue;
+		}
+		INIT(m,
+			.name = strdup(name),
+			.conn = strdup(conn),
+			.sas = linked_list_create(),
+			.sockets = linked_list_create(),
+			.mutex = mutex_create(MUTEX_TYPE_RECURSIVE),
+		);
+		n = gikev2_settings_collect(section, "connection", &keys, &values);
+		if (gikev2_gm_new((const char *const *)keys,
+						  (const char *const *)values, n, &m->gm) != GIKEV2_OK)
+		{
+			DBG1(DBG_CFG, "gikev2: %s: %s", section, gikev2_last_error());
+			membership_destroy(m);
+			ok = FALSE;
+		}
+		else
+		{
+			m->timer = gikev2_timer_create((gikev2_timer_cb_t)timeout, m);
+			this->memberships->insert_last(this->memberships, m);
+			DBG1(DBG_CFG, "gikev2: membership '%s' registers with connection "
+				 "'%s'", name, conn);
+			(*count)++;
+		}
+		gikev2_settings_free(keys, values, n);
+	}
+	enumerator->destroy(enumerator);
+	return ok;
+}
+
+/*
+ * Described in header
+ */
+gikev2_gm_listener_t *gikev2_gm_listener_create(int *count)
+{
+	private_gikev2_gm_listener_t *this;
+
+	INIT(this,
+		.public = {
+			.listener = {
+				.message = _message_hook,
+				.ike_derived_keys = _ike_derived_keys,
+				.ike_updown = _ike_updown,
+			},
+			.destroy = _destroy,
+		},
+		.memberships = linked_list_create(),
+	);
+
+	if (!add_memberships(this, count))
+	{
+		destroy(this);
+		return NULL;
+	}
+	charon->exchanges->add_exchange(charon->exchanges, GSA_INBAND_REKEY,
+							(exchange_constructor_t)inband_responder, this);
+	return &this->public;
+}

@@ -1,0 +1,52 @@
+/*
+ * Copyright (C) 2026 The G-IKEv2 for strongSwan project
+ *
+ * This program is free software; you can redistribute it and/or modify it
+ * under the terms of the GNU General Public License as published by the
+ * Free Software Foundation; either version 2 of the License, or (at your
+ * option) any later version.  See <http://www.fsf.org/copyleft/gpl.txt>.
+ *
+ * This program is distributed in the hope that it will be useful, but
+ * WITHOUT ANY WARRANTY; without even the implied warranty of MERCHANTABILITY
+ * or FITNESS FOR A PARTICULAR PURPOSE.  See the GNU General Public License
+ * for more details.
+ */
+
+/**
+ * @defgroup gikev2_gm gikev2_gm
+ * @{ @ingroup gikev2
+ */
+
+#ifndef GIKEV2_GM_H_
+#define GIKEV2_GM_H_
+
+#include <bus/listeners/listener.h>
+
+typedef struct gikev2_gm_listener_t gikev2_gm_listener_t;
+
+/**
+ * GM side of G-IKEv2: registers the configured memberships
+ * (charon.plugins.gikev2.memberships.<name>) and installs their SAs.
+ */
+struct gikev2_gm_listener_t {
+
+	/**
+	 * Implements listener_t.
+	 */
+	listener_t listener;
+
+	/**
+	 * Destroy a gikev2_gm_listener_t.
+	 */
+	void (*destroy)(gikev2_gm_listener_t *this);
+};
+
+/**
+ * Create the GM listener from the configured memberships.
+ *
+ * @param count			number of memberships configured (out)
+ * @return				listener, NULL on configuration errors
+ */
+gikev2_gm_listener_t *gikev2_gm_listener_create(int *count);
+
+#endif /** GIKEV2_GM_H_ @}*/

@@ -1,0 +1,212 @@
+/*
+ * Copyright (C) 2026 The G-IKEv2 for strongSwan project
+ *
+ * This program is free software; you can redistribute it and/or modify it
+ * under the terms of the GNU General Public License as published by the
+ * Free Software Foundation; either version 2 of the License, or (at your
+ * option) any later version.  See <http://www.fsf.org/copyleft/gpl.txt>.
+ *
+ * This program is distributed in the hope that it will be useful, but
+ * WITHOUT ANY WARRANTY; without even the implied warranty of MERCHANTABILITY
+ * or FITNESS FOR A PARTICULAR PURPOSE.  See the GNU General Public License
+ * for more details.
+ */
+
+#include "gikev2_plugin.h"
+#include "gikev2_gcks.h"
+#include "gikev2_gm.h"
+#include "gikev2_util.h"
+
+#include <dlfcn.h>
+
+#include <daemon.h>
+
+typedef struct private_gikev2_plugin_t private_gikev2_plugin_t;
+
+/**
+ * Private data of the gikev2 plugin.
+ */
+struct private_gikev2_plugin_t {
+
+	/**
+	 * Implements plugin interface
+	 */
+	gikev2_plugin_t public;
+
+	/**
+	 * GCKS listener, if groups are configured
+	 */
+	gikev2_gcks_listener_t *gcks;
+
+	/**
+	 * GM listener, if memberships are configured
+	 */
+	gikev2_gm_listener_t *gm;
+
+	/**
+	 * TRUE if the log callback is installed
+	 */
+	bool logging;
+};
+
+/**
+ * Log callback of the core, into charon's bus (never gets keys)
+ */
+static void log_cb(int level, const char *msg, void *ctx)
+{
+	dbg(DBG_IKE, level, "gikev2: %s", msg);
+}
+
+/**
+ * Register/unregister the listeners
+ */
+static bool register_cb(private_gikev2_plugin_t *this,
+						plugin_feature_t *feature, bool reg, void *data)
+{
+	int groups = 0, memberships = 0;
+
+	if (reg)
+	{
+		this->gcks = gikev2_gcks_listener_create(&groups);
+		if (this->gcks)
+		{
+			this->gm = gikev2_gm_listener_create(&memberships);
+		}
+		if (!this->gcks || !this->gm)
+		{
+			DESTROY_IF(this->gcks);
+			this->gcks = NULL;
+			DBG1(DBG_CFG, "gikev2: invalid G-IKEv2 configuration, plugin "
+				 "disabled");
+			return FALSE;
+		}
+		charon->bus->add_listener(charon->bus, &this->gcks->listener);
+		charon->bus->add_listener(charon->bus, &this->gm->listener);
+		DBG1(DBG_CFG, "gikev2: %d group(s) served as GCKS, %d membership(s) "
+			 "as GM", groups, memberships);
+	}
+	else
+	{
+		if (this->gcks)
+		{
+			charon->bus->remove_listener(charon->bus, &this->gcks->listener);
+			this->gcks->destroy(this->gcks);
+			this->gcks = NULL;
+		}
+		if (this->gm)
+		{
+			charon->bus->remove_listener(charon->bus, &this->gm->listener);
+			this->gm->destroy(this->gm);
+			this->gm = NULL;
+		}
+	}
+	return TRUE;
+}
+
+METHOD(plugin_t, get_name, char*,
+	private_gikev2_plugin_t *this)
+{
+	return "gikev2";
+}
+
+METHOD(plugin_t, get_features, int,
+	private_gikev2_plugin_t *this, plugin_feature_t *features[])
+{
+	static plugin_feature_t f[] = {
+		PLUGIN_CALLBACK((plugin_feature_callback_t)register_cb, NULL),
+			PLUGIN_PROVIDE(CUSTOM, "gikev2"),
+				PLUGIN_DEPENDS(CUSTOM, "kernel-ipsec"),
+	};
+	*features = f;
+	return countof(f);
+}
+
+METHOD(plugin_t, destroy, void,
+	private_gikev2_plugin_t *this)
+{
+	if (this->logging)
+	{
+		gikev2_set_log_callback(NULL, NULL, -1);
+	}
+	free(this);
+}
+
+/**
+ * Check that charon has the doors of plugin/patches/, using only what a
+ * stock strongSwan 6.1 has (enum names and dlsym(), no new struct members):
+ * before this passed nothing the patches add may be touched, and no data
+ * symbol they add may be referenced at all (dlopen() would fail first).
+ */
+static bool doors_present()
+{
+	char missing[256] = "";
+	void *handle;
+	int value;
+
+	if (!enum_from_name(exchange_type_names, "GSA_AUTH", &value) ||
+		value != 39)
+	{
+		strcat(missing, " 0001(G-IKEv2 exchange types)");
+	}
+	handle = dlopen(NULL, RTLD_LAZY);
+	if (!handle || !dlsym(handle, "exchange_type_processed_as"))
+	{
+		strcat(missing, " 0002(GSA_AUTH)");
+	}
+	if (handle)
+	{
+		dlclose(handle);
+	}
+	if (!enum_from_name(task_type_names, "PLUGIN_EXCHANGE", &value))
+	{
+		strcat(missing, " 0003(plugin exchanges)");
+	}
+	if (!enum_from_name(transform_type_names, "KEY_WRAP_ALGORITHM", &value) ||
+		value != 13)
+	{
+		strcat(missing, " 0004(KWA transform)");
+	}
+	if (missing[0])
+	{
+		DBG1(DBG_LIB, "gikev2: charon %s lacks the G-IKEv2 patches of "
+			 "plugin/patches/:%s, refusing to load", VERSION, missing);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/*
+ * Described in header
+ */
+PLUGIN_DEFINE(gikev2)
+{
+	private_gikev2_plugin_t *this;
+
+	if (!doors_present())
+	{
+		return NULL;
+	}
+	if (gikev2_abi_version() != GIKEV2_ABI_VERSION)
+	{
+		DBG1(DBG_LIB, "gikev2: core ABI version %u, plugin built for %u, "
+			 "refusing to load", gikev2_abi_version(), GIKEV2_ABI_VERSION);
+		return NULL;
+	}
+
+	INIT(this,
+		.public = {
+			.plugin = {
+				.get_name = _get_name,
+				.get_features = _get_features,
+				.destroy = _destroy,
+			},
+		},
+	);
+	this->logging = gikev2_set_log_callback(log_cb, NULL,
+						lib->settings->get_int(lib->settings,
+								"%s.plugins.gikev2.core_loglevel", 1,
+								lib->ns)) == GIKEV2_OK;
+	DBG1(DBG_LIB, "gikev2: G-IKEv2 core %s, patched charon %s",
+		 gikev2_version(), VERSION);
+	return &this->public.plugin;
+}
