@@ -337,6 +337,29 @@ impl GroupConfig {
         if let Some(r) = &self.rekey {
             self.validate_rekey(r)?;
         }
+        // The GCKS rekeys `rekey_margin` before expiry; a GM registers again
+        // when an SA is within 30 s, or a tenth of its lifetime, of expiry
+        // without a replacement. The GCKS must come first.
+        let lifetimes = self
+            .teks
+            .iter()
+            .map(|t| t.lifetime_secs)
+            .chain(self.rekey.iter().map(|r| r.lifetime_secs));
+        for life in lifetimes {
+            let margin = self.rekey_margin_secs;
+            if margin >= life {
+                return Err(bad("rekey_margin", "must be shorter than every lifetime"));
+            }
+            if margin <= 30.min(life / 10) {
+                return Err(bad(
+                    "rekey_margin",
+                    format!(
+                        "members would register again before a rekey: must exceed {}s for a {life}s lifetime",
+                        30.min(life / 10)
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 

@@ -446,3 +446,51 @@ fn expiring_sas_without_replacement_ask_for_registration() {
     // The unanswered request is repeated, not lost.
     assert!(sim.members[0].reregister.len() >= 2);
 }
+
+/// A small group rekeyed over kept IKE SAs (§2.4.2): the member installs
+/// the new TEK and deletes the old one after DTD, though inband SAs carry
+/// no lifetime (Table 3).
+#[test]
+fn inband_rekey_replaces_and_deletes_the_old_tek() {
+    let mut cfg = config(KeyManagement::Flat, 8);
+    cfg.rekey = None;
+    cfg.delivery = Delivery::Inband;
+    let mut sim = Sim::new(cfg, 11);
+    sim.join("gm1@example.com", receiver()).unwrap();
+    let before = sim.inbound(0);
+    assert_eq!(before.len(), 1);
+    sim.gcks.rekey(sim.now, &group_id()).unwrap();
+    sim.pump();
+    let (member, payloads) = sim.inband.pop().expect("an inband rekey");
+    assert_eq!(member, sim.members[0].id);
+    let payloads = common::through_wire(&payloads);
+    let m = &mut sim.members[0];
+    m.gm.handle_inband_rekey(sim.now, &payloads, Sim::ike(&m.sk_d))
+        .unwrap();
+    sim.pump();
+    assert_eq!(sim.inbound(0).len(), 2, "old and new during DTD");
+    sim.advance(10_000);
+    let after = sim.inbound(0);
+    assert_eq!(after.len(), 1);
+    assert_ne!(after, before);
+}
+
+/// The GM's soft lifetime leaves room for the GCKS's own rekey ahead of
+/// expiry even with short lifetimes: no needless re-registration.
+#[test]
+fn short_lifetimes_rekey_without_reregistration() {
+    let mut cfg = config(KeyManagement::Flat, 8);
+    cfg.teks[0].lifetime_secs = 40;
+    cfg.rekey.as_mut().unwrap().lifetime_secs = 60;
+    cfg.rekey_margin_secs = 8;
+    let mut sim = Sim::new(cfg, 12);
+    sim.join("gm1@example.com", receiver()).unwrap();
+    sim.advance(200_000);
+    assert!(
+        sim.members[0].reregister.is_empty(),
+        "{:?}",
+        sim.members[0].reregister
+    );
+    assert!(sim.members[0].rekey_errors.is_empty());
+    assert_eq!(sim.inbound(0).len(), 1);
+}

@@ -34,8 +34,15 @@ use crate::wire::{
 /// (§2.4.3 recommends waiting "some randomly chosen time").
 const REREGISTER_JITTER: Millis = 5000;
 /// How long before an SA expires without replacement the GM registers
-/// again (soft lifetime, §2.4.1.4).
+/// again (soft lifetime, §2.4.1.4): 30 s, or a tenth of a shorter
+/// lifetime, so the GCKS's own rekey ahead of expiry comes first.
 const SOFT_LIFETIME_MARGIN: Millis = 30_000;
+
+/// When an SA of `lifetime_secs` installed at `now` is about to expire.
+fn soft_expiry(now: Millis, lifetime_secs: u32) -> Millis {
+    let life = Millis::from(lifetime_secs) * 1000;
+    now + life - SOFT_LIFETIME_MARGIN.min(life / 10)
+}
 /// A registration asked for and not answered is asked for again after
 /// this long; meanwhile further reasons do not repeat the request.
 const REREGISTER_RETRY: Millis = 30_000;
@@ -188,6 +195,7 @@ impl From<RekeyError> for GmError {
 /// A Rekey SA the GM listens on.
 struct Kek {
     spi: RekeySpi,
+    soft: Millis,
     sk: SkProtection,
     gsk_w: Secret,
     expires: Millis,
@@ -202,6 +210,7 @@ struct Kek {
 /// A Data-Security SA the GM holds.
 struct Tek {
     sa: SaRef,
+    soft: Millis,
     expires: Millis,
     inbound: bool,
     outbound: bool,
@@ -686,6 +695,7 @@ impl Gm {
                 sk,
                 gsk_w: keys.gsk_w,
                 expires: now + Millis::from(p.key_lifetime().unwrap_or(u32::MAX)) * 1000,
+                soft: soft_expiry(now, p.key_lifetime().unwrap_or(u32::MAX)),
                 min_message_id: initial,
                 last_message_id: seen,
                 next_spis: p
@@ -811,6 +821,7 @@ impl Gm {
         let mut tek = Tek {
             sa: p.sa,
             expires: now + Millis::from(lifetime) * 1000,
+            soft: soft_expiry(now, lifetime),
             inbound: false,
             outbound: false,
             pending_out: None,
@@ -890,17 +901,12 @@ impl Gm {
     }
 
     pub fn poll_timeout(&self) -> Option<Millis> {
-        let keks = self.keks.iter().flat_map(|k| {
-            [
-                k.delete_at,
-                Some(k.expires.saturating_sub(SOFT_LIFETIME_MARGIN)),
-            ]
-        });
+        let keks = self.keks.iter().flat_map(|k| [k.delete_at, Some(k.soft)]);
         let teks = self.teks.iter().flat_map(|t| {
             [
                 t.delete_at,
                 t.pending_out.as_ref().map(|(at, _)| *at),
-                Some(t.expires.saturating_sub(SOFT_LIFETIME_MARGIN)),
+                Some(t.soft),
                 Some(t.expires),
             ]
         });
@@ -960,13 +966,15 @@ impl Gm {
         // Soft lifetime: an SA near expiry with no replacement in sight.
         if self.registered && self.reregister_at.is_none() {
             let kek_expiring = !self.keks.is_empty()
-                && self.keks.iter().all(|k| {
-                    k.delete_at.is_none() && k.expires.saturating_sub(SOFT_LIFETIME_MARGIN) <= now
-                });
+                && self
+                    .keks
+                    .iter()
+                    .all(|k| k.delete_at.is_none() && k.soft <= now);
             let tek_expiring = !self.teks.is_empty()
-                && self.teks.iter().all(|t| {
-                    t.delete_at.is_none() && t.expires.saturating_sub(SOFT_LIFETIME_MARGIN) <= now
-                });
+                && self
+                    .teks
+                    .iter()
+                    .all(|t| t.delete_at.is_none() && t.soft <= now);
             if kek_expiring || tek_expiring {
                 self.schedule_reregister(now, ReregisterReason::Expiring, 0);
             }
