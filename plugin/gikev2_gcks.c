@@ -49,6 +49,11 @@ typedef struct {
 	 */
 	chunk_t request;
 
+	/**
+	 * TRUE once closing the IKE_SA is scheduled
+	 */
+	bool closing;
+
 } member_sa_t;
 
 /**
@@ -331,6 +336,29 @@ static void inband_rekey(u_int id, chunk_t records)
 }
 
 /**
+ * Close a member's IKE_SA the core no longer needs, once: an answered
+ * GSA_REGISTRATION asks again while the first close is pending
+ */
+static void close_member(private_gikev2_gcks_listener_t *this, u_int id)
+{
+	member_sa_t *sa;
+	bool close = TRUE;
+
+	this->mutex->lock(this->mutex);
+	sa = get_sa(this, id, FALSE);
+	if (sa)
+	{
+		close = !sa->closing;
+		sa->closing = TRUE;
+	}
+	this->mutex->unlock(this->mutex);
+	if (close)
+	{
+		gikev2_close_ike_sa(id, CLOSE_DELAY_MS);
+	}
+}
+
+/**
  * Perform the queued actions of the core and re-arm the timer
  */
 static void drain(private_gikev2_gcks_listener_t *this)
@@ -365,7 +393,7 @@ static void drain(private_gikev2_gcks_listener_t *this)
 				/* the unique ID was given as member ID */
 				if (action.member_id <= UINT_MAX)
 				{
-					gikev2_close_ike_sa((u_int)action.member_id, CLOSE_DELAY_MS);
+					close_member(this, (u_int)action.member_id);
 				}
 				break;
 			case GIKEV2_GCKS_ACTION_INBAND_REKEY:
@@ -423,19 +451,91 @@ static bool authenticated(message_t *message)
 }
 
 /**
+ * Let the core answer a registration request, adding its records to the
+ * plain response
+ */
+static void respond(private_gikev2_gcks_listener_t *this, ike_sa_t *ike_sa,
+					uint8_t exchange, char *name, chunk_t request,
+					chunk_t sk_d, message_t *message)
+{
+	proposal_t *proposal;
+	chunk_t response;
+	uint16_t prf = 0, kwa = 0, refused;
+	u_int id = ike_sa->get_unique_id(ike_sa);
+	gikev2_error_t err;
+	char identity[BUF_LEN];
+	size_t len;
+
+	proposal = ike_sa->get_proposal(ike_sa);
+	if (proposal)
+	{
+		proposal->get_algorithm(proposal, PSEUDO_RANDOM_FUNCTION, &prf, NULL);
+		proposal->get_algorithm(proposal, KEY_WRAP_ALGORITHM, &kwa, NULL);
+	}
+	snprintf(identity, sizeof(identity), "%Y",
+			 ike_sa->get_other_eap_id(ike_sa));
+
+	len = 4096;
+	response = chunk_alloc(len);
+	err = gikev2_gcks_registration(this->gcks, gikev2_now_ms(), id, identity,
+								   exchange, request.ptr, request.len,
+								   sk_d.ptr, sk_d.len, prf, kwa,
+								   response.ptr, &len);
+	if (err == GIKEV2_ERR_BUFFER_TOO_SMALL)
+	{
+		chunk_clear(&response);
+		response = chunk_alloc(len);
+		err = gikev2_gcks_registration(this->gcks, gikev2_now_ms(), id,
+								identity, exchange, request.ptr, request.len,
+								sk_d.ptr, sk_d.len, prf, kwa,
+								response.ptr, &len);
+	}
+	if (err == GIKEV2_OK || (err == GIKEV2_ERR_DECODE && len))
+	{
+		response.len = len;
+		refused = gikev2_records_error(response);
+		if (err != GIKEV2_OK)
+		{
+			DBG1(DBG_IKE, "gikev2: %s request of '%s' malformed: %s",
+				 name, identity, gikev2_last_error());
+		}
+		if (refused)
+		{
+			DBG1(DBG_IKE, "gikev2: refusing member '%s' of IKE_SA %s[%u] "
+				 "with %N", identity, ike_sa->get_name(ike_sa), id,
+				 notify_type_names, refused);
+		}
+		else
+		{
+			DBG1(DBG_IKE, "gikev2: registered member '%s' of IKE_SA %s[%u] "
+				 "in %s (PRF %N, KWA %N), sending GSA and KD", identity,
+				 ike_sa->get_name(ike_sa), id, name,
+				 transform_get_enum_names(PSEUDO_RANDOM_FUNCTION), prf,
+				 transform_get_enum_names(KEY_WRAP_ALGORITHM), kwa);
+		}
+		if (!gikev2_records_to_message(message, response))
+		{
+			DBG1(DBG_IKE, "gikev2: core returned malformed records");
+		}
+	}
+	else
+	{
+		DBG1(DBG_IKE, "gikev2: answering %s of '%s' failed: %s",
+			 name, identity, gikev2_last_error());
+	}
+	chunk_clear(&response);
+	drain(this);
+}
+
+/**
  * Answer a GSA_AUTH request in the plain response
  */
 static void answer(private_gikev2_gcks_listener_t *this, ike_sa_t *ike_sa,
 				   message_t *message)
 {
 	member_sa_t *sa;
-	proposal_t *proposal;
-	chunk_t request = chunk_empty, sk_d = chunk_empty, response;
-	uint16_t prf = 0, kwa = 0, refused;
+	chunk_t request = chunk_empty, sk_d = chunk_empty;
 	u_int id = ike_sa->get_unique_id(ike_sa);
-	gikev2_error_t err;
-	char identity[BUF_LEN];
-	size_t len;
 
 	this->mutex->lock(this->mutex);
 	sa = get_sa(this, id, FALSE);
@@ -455,71 +555,123 @@ static void answer(private_gikev2_gcks_listener_t *this, ike_sa_t *ike_sa,
 	{
 		DBG1(DBG_IKE, "gikev2: GSA_AUTH of IKE_SA %s[%u] not authenticated, "
 			 "no group keys", ike_sa->get_name(ike_sa), id);
-		goto out;
-	}
-	proposal = ike_sa->get_proposal(ike_sa);
-	if (proposal)
-	{
-		proposal->get_algorithm(proposal, PSEUDO_RANDOM_FUNCTION, &prf, NULL);
-		proposal->get_algorithm(proposal, KEY_WRAP_ALGORITHM, &kwa, NULL);
-	}
-	snprintf(identity, sizeof(identity), "%Y",
-			 ike_sa->get_other_eap_id(ike_sa));
-
-	len = 4096;
-	response = chunk_alloc(len);
-	err = gikev2_gcks_registration(this->gcks, gikev2_now_ms(), id, identity,
-								   GSA_AUTH, request.ptr, request.len,
-								   sk_d.ptr, sk_d.len, prf, kwa,
-								   response.ptr, &len);
-	if (err == GIKEV2_ERR_BUFFER_TOO_SMALL)
-	{
-		chunk_clear(&response);
-		response = chunk_alloc(len);
-		err = gikev2_gcks_registration(this->gcks, gikev2_now_ms(), id,
-								identity, GSA_AUTH, request.ptr, request.len,
-								sk_d.ptr, sk_d.len, prf, kwa,
-								response.ptr, &len);
-	}
-	if (err == GIKEV2_OK || (err == GIKEV2_ERR_DECODE && len))
-	{
-		response.len = len;
-		refused = gikev2_records_error(response);
-		if (err != GIKEV2_OK)
-		{
-			DBG1(DBG_IKE, "gikev2: GSA_AUTH request of '%s' malformed: %s",
-				 identity, gikev2_last_error());
-		}
-		if (refused)
-		{
-			DBG1(DBG_IKE, "gikev2: refusing member '%s' of IKE_SA %s[%u] "
-				 "with %N", identity, ike_sa->get_name(ike_sa), id,
-				 notify_type_names, refused);
-		}
-		else
-		{
-			DBG1(DBG_IKE, "gikev2: registered member '%s' of IKE_SA %s[%u] "
-				 "(PRF %N, KWA %N), sending GSA and KD", identity,
-				 ike_sa->get_name(ike_sa), id,
-				 transform_get_enum_names(PSEUDO_RANDOM_FUNCTION), prf,
-				 transform_get_enum_names(KEY_WRAP_ALGORITHM), kwa);
-		}
-		if (!gikev2_records_to_message(message, response))
-		{
-			DBG1(DBG_IKE, "gikev2: core returned malformed records");
-		}
 	}
 	else
 	{
-		DBG1(DBG_IKE, "gikev2: answering GSA_AUTH of '%s' failed: %s",
-			 identity, gikev2_last_error());
+		respond(this, ike_sa, GSA_AUTH, "GSA_AUTH", request, sk_d, message);
 	}
-	chunk_clear(&response);
-	drain(this);
-
-out:
 	chunk_free(&request);
 	chunk_clear(&sk_d);
+}
+
+/**
+ * GSA_REGISTRATION responder task: a member on an established IKE_SA
+ * registers for another group
+ */
+typedef struct {
+
+	/**
+	 * Implements task_t
+	 */
+	task_t task;
+
+	/**
+	 * GCKS listener
+	 */
+	private_gikev2_gcks_listener_t *gcks;
+
+	/**
+	 * IKE_SA the task runs on
+	 */
+	ike_sa_t *ike_sa;
+
+	/**
+	 * Payload records of the request
+	 */
+	chunk_t request;
+
+} registration_task_t;
+
+METHOD(task_t, registration_process_r, status_t,
+	registration_task_t *this, message_t *message)
+{
+	chunk_free(&this->request);
+	if (message->get_payload(message, PLV2_IDG))
+	{
+		this->request = gikev2_records_from_message(message, TRUE);
+	}
+	return NEED_MORE;
+}
+
+METHOD(task_t, registration_build_r, status_t,
+	registration_task_t *this, message_t *message)
+{
+	member_sa_t *sa;
+	chunk_t sk_d = chunk_empty;
+
+	this->gcks->mutex->lock(this->gcks->mutex);
+	sa = get_sa(this->gcks, this->ike_sa->get_unique_id(this->ike_sa), FALSE);
+	if (sa)
+	{
+		sk_d = chunk_clone(sa->sk_d);
+	}
+	this->gcks->mutex->unlock(this->gcks->mutex);
+	if (!this->request.len || !sk_d.len)
+	{
+		DBG1(DBG_IKE, "gikev2: GSA_REGISTRATION on IKE_SA %s[%u] without "
+			 "IDg or keys, answering with INVALID_SYNTAX",
+			 this->ike_sa->get_name(this->ike_sa),
+			 this->ike_sa->get_unique_id(this->ike_sa));
+		message->add_notify(message, FALSE, INVALID_SYNTAX, chunk_empty);
+	}
+	else
+	{
+		respond(this->gcks, this->ike_sa, GSA_REGISTRATION,
+				"GSA_REGISTRATION", this->request, sk_d, message);
+	}
+	chunk_clear(&sk_d);
+	return SUCCESS;
+}
+
+METHOD(task_t, registration_get_type, task_type_t,
+	registration_task_t *this)
+{
+	return TASK_PLUGIN_EXCHANGE;
+}
+
+METHOD(task_t, registration_migrate, void,
+	registration_task_t *this, ike_sa_t *ike_sa)
+{
+	this->ike_sa = ike_sa;
+}
+
+METHOD(task_t, registration_destroy, void,
+	registration_task_t *this)
+{
+	chunk_free(&this->request);
+	free(this);
+}
+
+/**
+ * Create a GSA_REGISTRATION responder task (exchange_constructor_t)
+ */
+static task_t *registration_responder(private_gikev2_gcks_listener_t *this,
+									  ike_sa_t *ike_sa, message_t *request)
+{
+	registration_task_t *task;
+
+	INIT(task,
+		.task = {
+			.build = _registration_build_r,
+			.process = _registration_process_r,
+			.get_type = _registration_get_type,
+			.migrate = _registration_migrate,
+			.destroy = _registration_destroy,
+		},
+		.gcks = this,
+		.ike_sa = ike_sa,
+	);
+	return &task->task;
 }
 
 METHOD(listener_t, message_hook, bool,
@@ -617,6 +769,8 @@ METHOD(listener_t, ike_state_change, bool,
 METHOD(gikev2_gcks_listener_t, destroy, void,
 	private_gikev2_gcks_listener_t *this)
 {
+	charon->exchanges->remove_exchange(charon->exchanges,
+						(exchange_constructor_t)registration_responder, this);
 	gikev2_timer_destroy(this->timer);
 	this->sas->destroy_function(this->sas, (void*)member_sa_destroy);
 	this->mutex->destroy(this->mutex);
@@ -698,6 +852,8 @@ gikev2_gcks_listener_t *gikev2_gcks_listener_create(int *count)
 		destroy(this);
 		return NULL;
 	}
+	charon->exchanges->add_exchange(charon->exchanges, GSA_REGISTRATION,
+						(exchange_constructor_t)registration_responder, this);
 	drain(this);
 	return &this->public;
 }

@@ -24,6 +24,7 @@
 #include <collections/linked_list.h>
 #include <threading/mutex.h>
 #include <processing/jobs/callback_job.h>
+#include <processing/jobs/initiate_tasks_job.h>
 #include <sa/exchange_manager.h>
 
 typedef struct private_gikev2_gm_listener_t private_gikev2_gm_listener_t;
@@ -651,6 +652,15 @@ static void drain(membership_t *m)
 }
 
 /**
+ * Perform the queued actions of a membership (job)
+ */
+static job_requeue_t drain_job(membership_t *m)
+{
+	drain(m);
+	return JOB_REQUEUE_NONE;
+}
+
+/**
  * Timer callback of a membership
  */
 static void timeout(membership_t *m)
@@ -802,6 +812,170 @@ static task_t *inband_responder(private_gikev2_gm_listener_t *this,
 	return &task->task;
 }
 
+/**
+ * GSA_REGISTRATION initiator task: a further membership of a connection
+ * registers on the IKE_SA that registered the first with GSA_AUTH
+ */
+typedef struct {
+
+	/**
+	 * Implements task_t
+	 */
+	task_t task;
+
+	/**
+	 * Membership
+	 */
+	membership_t *m;
+
+	/**
+	 * IKE_SA the task runs on
+	 */
+	ike_sa_t *ike_sa;
+
+} registration_task_t;
+
+METHOD(task_t, registration_build_i, status_t,
+	registration_task_t *this, message_t *message)
+{
+	uint8_t buf[4096];
+	size_t len = sizeof(buf);
+
+	message->set_exchange_type(message, GSA_REGISTRATION);
+	if (gikev2_gm_registration_payloads(this->m->gm, buf, &len) != GIKEV2_OK)
+	{
+		DBG1(DBG_IKE, "gikev2: building registration payloads failed: %s",
+			 gikev2_last_error());
+		return FAILED;
+	}
+	gikev2_records_to_message(message, chunk_create(buf, len));
+	DBG1(DBG_IKE, "gikev2: membership '%s' registers in GSA_REGISTRATION on "
+		 "IKE_SA %s[%u]", this->m->name, this->ike_sa->get_name(this->ike_sa),
+		 this->ike_sa->get_unique_id(this->ike_sa));
+	return NEED_MORE;
+}
+
+METHOD(task_t, registration_process_i, status_t,
+	registration_task_t *this, message_t *message)
+{
+	membership_t *m = this->m;
+	proposal_t *proposal;
+	chunk_t records, sk_d = chunk_empty;
+	uint16_t prf = 0, kwa = 0, refused = 0;
+	gikev2_error_t err;
+
+	proposal = this->ike_sa->get_proposal(this->ike_sa);
+	if (proposal)
+	{
+		proposal->get_algorithm(proposal, PSEUDO_RANDOM_FUNCTION, &prf, NULL);
+		proposal->get_algorithm(proposal, KEY_WRAP_ALGORITHM, &kwa, NULL);
+	}
+	m->mutex->lock(m->mutex);
+	if (m->ike_id == this->ike_sa->get_unique_id(this->ike_sa))
+	{
+		sk_d = chunk_clone(m->sk_d);
+	}
+	m->mutex->unlock(m->mutex);
+	records = gikev2_records_from_message(message, FALSE);
+	err = gikev2_gm_registration_response(m->gm, gikev2_now_ms(),
+										  GSA_REGISTRATION, records.ptr,
+										  records.len, sk_d.ptr, sk_d.len,
+										  prf, kwa, &refused);
+	switch (err)
+	{
+		case GIKEV2_OK:
+			DBG1(DBG_IKE, "gikev2: membership '%s' registered on IKE_SA "
+				 "%s[%u] with GSA_REGISTRATION", m->name,
+				 this->ike_sa->get_name(this->ike_sa),
+				 this->ike_sa->get_unique_id(this->ike_sa));
+			break;
+		case GIKEV2_ERR_REFUSED:
+			DBG1(DBG_IKE, "gikev2: GCKS refused membership '%s' with %N",
+				 m->name, notify_type_names, refused);
+			break;
+		default:
+			DBG1(DBG_IKE, "gikev2: GSA_REGISTRATION response for membership "
+				 "'%s' unusable: %s", m->name, gikev2_last_error());
+			break;
+	}
+	chunk_free(&records);
+	chunk_clear(&sk_d);
+	/* install outside of the task, which holds the IKE_SA */
+	lib->processor->queue_job(lib->processor, (job_t*)
+				callback_job_create((callback_job_cb_t)drain_job, m, NULL, NULL));
+	return SUCCESS;
+}
+
+METHOD(task_t, registration_get_type, task_type_t,
+	registration_task_t *this)
+{
+	return TASK_PLUGIN_EXCHANGE;
+}
+
+METHOD(task_t, registration_migrate, void,
+	registration_task_t *this, ike_sa_t *ike_sa)
+{
+	this->ike_sa = ike_sa;
+}
+
+METHOD(task_t, registration_destroy, void,
+	registration_task_t *this)
+{
+	free(this);
+}
+
+/**
+ * Queue a GSA_REGISTRATION of a membership on an IKE_SA and initiate it
+ */
+static void queue_registration(membership_t *m, ike_sa_t *ike_sa)
+{
+	registration_task_t *task;
+
+	INIT(task,
+		.task = {
+			.build = _registration_build_i,
+			.process = _registration_process_i,
+			.get_type = _registration_get_type,
+			.migrate = _registration_migrate,
+			.destroy = _registration_destroy,
+		},
+		.m = m,
+		.ike_sa = ike_sa,
+	);
+	ike_sa->queue_task(ike_sa, &task->task);
+	lib->processor->queue_job(lib->processor, (job_t*)
+					initiate_tasks_job_create(ike_sa->get_id(ike_sa)));
+}
+
+/**
+ * Queue GSA_REGISTRATION for the further memberships of an IKE_SA's
+ * connection (the first registered with GSA_AUTH)
+ */
+static void register_others(private_gikev2_gm_listener_t *this,
+							ike_sa_t *ike_sa, membership_t *first)
+{
+	enumerator_t *enumerator;
+	membership_t *m;
+	u_int id = ike_sa->get_unique_id(ike_sa);
+	host_t *me = ike_sa->get_my_host(ike_sa);
+
+	enumerator = this->memberships->create_enumerator(this->memberships);
+	while (enumerator->enumerate(enumerator, &m))
+	{
+		if (m == first || !streq(m->conn, first->conn))
+		{
+			continue;
+		}
+		m->mutex->lock(m->mutex);
+		m->ike_id = id;
+		DESTROY_IF(m->local);
+		m->local = me->clone(me);
+		m->mutex->unlock(m->mutex);
+		queue_registration(m, ike_sa);
+	}
+	enumerator->destroy(enumerator);
+}
+
 METHOD(listener_t, message_hook, bool,
 	private_gikev2_gm_listener_t *this, ike_sa_t *ike_sa,
 	message_t *message, bool incoming, bool plain)
@@ -860,26 +1034,38 @@ METHOD(listener_t, ike_derived_keys, bool,
 	chunk_t sk_ai, chunk_t sk_ar, chunk_t sk_ei, chunk_t sk_er, chunk_t sk_pi,
 	chunk_t sk_pr)
 {
+	enumerator_t *enumerator;
 	membership_t *m;
+	peer_cfg_t *peer_cfg;
 
 	if (!ike_sa->has_condition(ike_sa, COND_ORIGINAL_INITIATOR))
 	{
 		return TRUE;
 	}
-	m = find(this, ike_sa);
-	if (m)
+	peer_cfg = ike_sa->get_peer_cfg(ike_sa);
+	if (!peer_cfg)
 	{
-		m->mutex->lock(m->mutex);
-		chunk_clear(&m->sk_d);
-		m->sk_d = chunk_clone(sk_d);
-		m->mutex->unlock(m->mutex);
+		return TRUE;
 	}
+	enumerator = this->memberships->create_enumerator(this->memberships);
+	while (enumerator->enumerate(enumerator, &m))
+	{	/* every membership of the connection may register on it */
+		if (streq(m->conn, peer_cfg->get_name(peer_cfg)))
+		{
+			m->mutex->lock(m->mutex);
+			chunk_clear(&m->sk_d);
+			m->sk_d = chunk_clone(sk_d);
+			m->mutex->unlock(m->mutex);
+		}
+	}
+	enumerator->destroy(enumerator);
 	return TRUE;
 }
 
 METHOD(listener_t, ike_updown, bool,
 	private_gikev2_gm_listener_t *this, ike_sa_t *ike_sa, bool up)
 {
+	enumerator_t *enumerator;
 	membership_t *m;
 	proposal_t *proposal;
 	chunk_t response, sk_d;
@@ -897,12 +1083,17 @@ METHOD(listener_t, ike_updown, bool,
 	}
 	if (!up)
 	{	/* multicast members keep their SAs, but SK_d is gone */
-		m->mutex->lock(m->mutex);
-		if (m->ike_id == ike_sa->get_unique_id(ike_sa))
+		enumerator = this->memberships->create_enumerator(this->memberships);
+		while (enumerator->enumerate(enumerator, &m))
 		{
-			chunk_clear(&m->sk_d);
+			m->mutex->lock(m->mutex);
+			if (m->ike_id == ike_sa->get_unique_id(ike_sa))
+			{
+				chunk_clear(&m->sk_d);
+			}
+			m->mutex->unlock(m->mutex);
 		}
-		m->mutex->unlock(m->mutex);
+		enumerator->destroy(enumerator);
 		return TRUE;
 	}
 	m->mutex->lock(m->mutex);
@@ -947,6 +1138,7 @@ METHOD(listener_t, ike_updown, bool,
 			DBG1(DBG_IKE, "gikev2: membership '%s' registered on IKE_SA "
 				 "%s[%u]", m->name, ike_sa->get_name(ike_sa),
 				 ike_sa->get_unique_id(ike_sa));
+			register_others(this, ike_sa, m);
 			break;
 		case GIKEV2_ERR_REFUSED:
 			DBG1(DBG_IKE, "gikev2: GCKS refused membership '%s' with %N",
@@ -959,7 +1151,11 @@ METHOD(listener_t, ike_updown, bool,
 	}
 	chunk_free(&response);
 	chunk_clear(&sk_d);
-	drain(m);
+	/* install outside of the listener, which holds the IKE_SA: further
+	 * memberships' GSA_REGISTRATION must reach the GCKS before it closes
+	 * the IKE_SA */
+	lib->processor->queue_job(lib->processor, (job_t*)
+				callback_job_create((callback_job_cb_t)drain_job, m, NULL, NULL));
 	return TRUE;
 }
 
