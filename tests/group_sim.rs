@@ -427,6 +427,34 @@ fn lost_rekey_is_noticed_through_gsa_next_spi() {
     assert!(sim.members.iter().all(|m| m.rekey_errors.is_empty()));
 }
 
+/// An operator's KEK rekey replaces the Rekey SA at once; a member that
+/// missed it notices at the next rekey, on the announced SPI.
+#[test]
+fn operator_kek_rekey_moves_the_group_and_a_miss_is_noticed() {
+    let mut cfg = config(LKH4, 8);
+    cfg.teks[0].lifetime_secs = 10_000;
+    let mut sim = Sim::new(cfg, 19);
+    for i in 0..3 {
+        sim.join(&format!("gm{i}@example.com"), receiver()).unwrap();
+    }
+    sim.advance(10_000);
+    let before = sim.gcks.status(sim.now)[0].rekey_spi;
+    sim.dropped.push(2);
+    sim.gcks.rekey_kek(sim.now, &group_id()).unwrap();
+    sim.pump();
+    sim.dropped.clear();
+    let after = sim.gcks.status(sim.now)[0].rekey_spi;
+    assert!(after.is_some() && after != before, "a new Rekey SA");
+    assert!(sim.members[2].reregister.is_empty());
+    sim.gcks.rekey(sim.now, &group_id()).unwrap();
+    sim.pump();
+    sim.advance(1);
+    assert_eq!(sim.members[2].reregister, [ReregisterReason::LostRekey]);
+    assert!(sim.members[0].reregister.is_empty() && sim.members[1].reregister.is_empty());
+    common_tek(&sim, 0..2);
+    assert!(sim.members[..2].iter().all(|m| m.rekey_errors.is_empty()));
+}
+
 /// With the GCKS gone, a GM asks to register again before its SAs expire
 /// (§2.4.1.4) and deletes them when they do (M062).
 #[test]

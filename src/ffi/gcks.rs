@@ -119,7 +119,7 @@ fn gcks_error(e: GcksError) -> super::FfiError {
         GcksError::Policy(_) => GIKEV2_ERR_CONFIG,
         GcksError::UnknownGroup | GcksError::UnknownMember => GIKEV2_ERR_NOT_FOUND,
         GcksError::DuplicateGroup => GIKEV2_ERR_EXISTS,
-        GcksError::ExclusionNeedsLkh => GIKEV2_ERR_STATE,
+        GcksError::ExclusionNeedsLkh | GcksError::NoRekeySa => GIKEV2_ERR_STATE,
         GcksError::Crypto(_) => GIKEV2_ERR_CRYPTO,
     };
     fail(code, e.to_string())

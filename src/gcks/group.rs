@@ -855,6 +855,28 @@ impl Group {
         self.replace_teks(now, &current, used, rng, actions)
     }
 
+    /// Replaces the Rekey SA now (operator command), as its lifetime would:
+    /// the new KEK under the current one, announced by GSA_NEXT_SPI.
+    pub(super) fn rekey_kek(
+        &mut self,
+        now: Millis,
+        used: &[SaRef],
+        rng: &mut dyn Rng,
+        actions: &mut VecDeque<GcksAction>,
+    ) -> Result<(), GcksError> {
+        let Some(next_spi) = self.kek.as_ref().map(|k| k.next_spi) else {
+            return Err(GcksError::NoRekeySa);
+        };
+        if self.join_flush_at.is_some() {
+            // The pending join flush moves everyone to a new KEK anyway.
+            return self.flush_joins(now, rng, actions);
+        }
+        let mut taken = used.to_vec();
+        taken.extend(self.spis());
+        let next = self.new_kek(now, Some(next_spi), &taken, rng)?;
+        self.switch_kek(now, next, Vec::new(), rng, actions)
+    }
+
     fn replace_teks(
         &mut self,
         now: Millis,

@@ -71,6 +71,8 @@ pub enum GcksError {
     /// A multicast member of a flat-keyed group cannot be excluded: every
     /// key it would need to lose is shared with the whole group.
     ExclusionNeedsLkh,
+    /// The group has no Rekey SA (it is rekeyed only inband).
+    NoRekeySa,
     /// Key generation or wrapping failed.
     Crypto(String),
 }
@@ -85,6 +87,7 @@ impl core::fmt::Display for GcksError {
             Self::ExclusionNeedsLkh => {
                 f.write_str("excluding a multicast member needs LKH key management")
             }
+            Self::NoRekeySa => f.write_str("the group has no Rekey SA (inband rekeys only)"),
             Self::Crypto(e) => write!(f, "cryptography: {e}"),
         }
     }
@@ -191,6 +194,14 @@ impl Gcks {
         let i = self.group_index(group).ok_or(GcksError::UnknownGroup)?;
         let used = self.used_spis();
         self.groups[i].rekey_teks(now, &used, &mut *self.rng, &mut self.actions)
+    }
+
+    /// Replaces a group's Rekey SA now (operator command). Fails with
+    /// `NoRekeySa` for a group rekeyed only inband.
+    pub fn rekey_kek(&mut self, now: Millis, group: &GroupId) -> Result<(), GcksError> {
+        let i = self.group_index(group).ok_or(GcksError::UnknownGroup)?;
+        let used = self.used_spis();
+        self.groups[i].rekey_kek(now, &used, &mut *self.rng, &mut self.actions)
     }
 
     /// A member's IKE SA went away. Inband members lose their channel and
