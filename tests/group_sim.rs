@@ -8,7 +8,7 @@ use common::{Sim, config, group_id, receiver, sender};
 use gikev2::crypto::{CryptoError, EncrAlg, IntegAlg, KeyWrapAlg, Secret, SeededRng};
 use gikev2::gcks::Gcks;
 use gikev2::gm::{Gm, GmAction, GmError, MembershipConfig, ReregisterReason, Role, SaDirection};
-use gikev2::iana::{EncrId, ExchangeType, IntegId, SnId};
+use gikev2::iana::{EncrId, ExchangeType, IntegId, NotifyType, SnId};
 use gikev2::policy::{Delivery, KeyManagement};
 use gikev2::rekey_message::RekeyError;
 use gikev2::wire::{
@@ -90,6 +90,21 @@ fn thousand_members_follow_rekeys_and_lose_an_excluded_one() {
             .clone()
             .all(|i| sim.members[i].rekey_errors.is_empty())
     );
+
+    // The exclusion sticks: registering again is refused until the
+    // operator readmits the identity.
+    let err = sim
+        .register(excluded, ExchangeType::GSA_AUTH)
+        .expect_err("an excluded member is refused");
+    assert!(
+        matches!(err, GmError::Refused(NotifyType::AUTHORIZATION_FAILED)),
+        "{err:?}"
+    );
+    let identity = sim.members[excluded].identity.clone();
+    assert_eq!(sim.gcks.status(sim.now)[0].excluded, [identity.as_str()]);
+    sim.gcks.readmit(&group_id(), &identity).unwrap();
+    sim.register(excluded, ExchangeType::GSA_AUTH).unwrap();
+    assert!(sim.gcks.status(sim.now)[0].excluded.is_empty());
 }
 
 #[test]

@@ -99,6 +99,8 @@ pub struct GroupStatus {
     pub teks: Vec<(ProtocolId, u32, Millis)>,
     /// The most recent GSA_REKEY messages, oldest first.
     pub recent_rekeys: Vec<RekeySummary>,
+    /// Identities excluded by the operator and refused since.
+    pub excluded: Vec<String>,
 }
 
 pub(super) struct Group {
@@ -116,6 +118,9 @@ pub(super) struct Group {
     join_flush_at: Option<Millis>,
     retransmits: VecDeque<(Millis, GcksAction)>,
     recent_rekeys: VecDeque<RekeySummary>,
+    /// Identities an operator excluded: refused until readmitted, or the
+    /// exclusion would last only until the member registers again.
+    excluded: BTreeSet<String>,
 }
 
 fn spi_free(spi: SaRef, used: &[SaRef]) -> bool {
@@ -218,6 +223,7 @@ impl Group {
             join_flush_at: None,
             retransmits: VecDeque::new(),
             recent_rekeys: VecDeque::new(),
+            excluded: BTreeSet::new(),
         };
         if g.cfg.rekey.is_some() {
             let mut taken = used.to_vec();
@@ -347,6 +353,10 @@ impl Group {
             }
         }
         if !self.cfg.authorization.may_join(req.identity) {
+            return Err(NotifyType::AUTHORIZATION_FAILED);
+        }
+        if self.excluded.contains(req.identity) {
+            info!("{}: refusing excluded {}", self.name(), req.identity);
             return Err(NotifyType::AUTHORIZATION_FAILED);
         }
         let sender = sender_request.is_some();
@@ -950,6 +960,7 @@ impl Group {
             return Err(GcksError::ExclusionNeedsLkh);
         }
         info!("{}: excluding {}", self.name(), m.identity);
+        self.excluded.insert(m.identity.clone());
         self.remove_member(now, id, used, rng, actions);
         actions.push_back(GcksAction::CloseIkeSa { member: id });
         Ok(())
@@ -1114,6 +1125,16 @@ impl Group {
                 })
                 .collect(),
             recent_rekeys: self.recent_rekeys.iter().copied().collect(),
+            excluded: self.excluded.iter().cloned().collect(),
         }
+    }
+
+    /// Lets an excluded identity register again; false if it was not excluded.
+    pub(super) fn readmit(&mut self, identity: &str) -> bool {
+        let found = self.excluded.remove(identity);
+        if found {
+            info!("{}: {} may register again", self.name(), identity);
+        }
+        found
     }
 }

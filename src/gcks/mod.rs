@@ -177,7 +177,8 @@ impl Gcks {
         }
     }
 
-    /// Excludes a member with forward access control (§3.2.1).
+    /// Excludes a member with forward access control (§3.2.1); its identity
+    /// is refused from then on, until `readmit`.
     pub fn exclude(
         &mut self,
         now: Millis,
@@ -187,6 +188,16 @@ impl Gcks {
         let i = self.group_index(group).ok_or(GcksError::UnknownGroup)?;
         let used = self.used_spis();
         self.groups[i].exclude(now, member, &used, &mut *self.rng, &mut self.actions)
+    }
+
+    /// Lets an identity excluded from a group register again.
+    pub fn readmit(&mut self, group: &GroupId, identity: &str) -> Result<(), GcksError> {
+        let i = self.group_index(group).ok_or(GcksError::UnknownGroup)?;
+        if self.groups[i].readmit(identity) {
+            Ok(())
+        } else {
+            Err(GcksError::UnknownMember)
+        }
     }
 
     /// Rekeys a group's Data-Security SAs now (operator command).
