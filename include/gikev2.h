@@ -417,6 +417,27 @@ typedef struct gikev2_gm_action_t {
 } gikev2_gm_action_t;
 
 /**
+ * The algorithms of a Rekey SA, from gikev2_gm_rekey_sa_keys().
+ */
+typedef struct gikev2_rekey_sa_algs_t {
+    /**
+     * ENCR transform ID (IANA, as charon's encryption_algorithm_t) and
+     * its Key Length attribute in bits (0 when it has none).
+     */
+    uint16_t encr_id;
+    uint16_t encr_key_bits;
+    /**
+     * INTEG transform ID (IANA, as integrity_algorithm_t); 0 (NONE) with
+     * an AEAD cipher.
+     */
+    uint16_t integ_id;
+    /**
+     * Zero; room to grow.
+     */
+    uint64_t reserved[2];
+} gikev2_rekey_sa_algs_t;
+
+/**
  * Receives one log line: `level` on charon's scale (0 basic .. 4
  * private), `msg` a NUL-terminated line without a trailing newline, owned
  * by the library and valid only during the call, and the `ctx` given to
@@ -549,6 +570,30 @@ enum gikev2_error_t gikev2_gcks_exclude(struct gikev2_gcks_t *gcks,
                                         uint64_t member_id);
 
 /**
+ * Replaces the Rekey SA (KEK) of group `group` now (operator command),
+ * announced by GSA_NEXT_SPI as its lifetime would. GIKEV2_ERR_NOT_FOUND
+ * for an unknown group; GIKEV2_ERR_STATE for a group rekeyed only inband.
+ *
+ * # Safety
+ * `gcks` is NULL or a live handle; `group` NULL or a NUL-terminated string.
+ */
+enum gikev2_error_t gikev2_gcks_rekey_kek(struct gikev2_gcks_t *gcks,
+                                          uint64_t now_ms,
+                                          const char *group);
+
+/**
+ * Lets `identity`, excluded from group `group`, register again.
+ * GIKEV2_ERR_NOT_FOUND for an unknown group or an identity not excluded.
+ *
+ * # Safety
+ * `gcks` is NULL or a live handle; `group` and `identity` NULL or
+ * NUL-terminated strings.
+ */
+enum gikev2_error_t gikev2_gcks_readmit(struct gikev2_gcks_t *gcks,
+                                        const char *group,
+                                        const char *identity);
+
+/**
  * Rekeys the Data-Security SAs of group `group` now (operator command).
  *
  * # Safety
@@ -557,6 +602,22 @@ enum gikev2_error_t gikev2_gcks_exclude(struct gikev2_gcks_t *gcks,
 enum gikev2_error_t gikev2_gcks_rekey(struct gikev2_gcks_t *gcks,
                                       uint64_t now_ms,
                                       const char *group);
+
+/**
+ * Finds a member of group `group` for an operator: `member` is the
+ * member's identity exactly as gikev2_gcks_status() prints it (e.g.
+ * gm3@example.com) or, if no member has that identity, its member ID in
+ * decimal. On success `*member_id` is the member's ID.
+ * GIKEV2_ERR_NOT_FOUND for an unknown group or member.
+ *
+ * # Safety
+ * `gcks` is NULL or a live handle; `group` and `member` NULL or
+ * NUL-terminated strings; `member_id` NULL or writable.
+ */
+enum gikev2_error_t gikev2_gcks_find_member(const struct gikev2_gcks_t *gcks,
+                                            const char *group,
+                                            const char *member,
+                                            uint64_t *member_id);
 
 /**
  * Member `member_id`'s IKE SA went down: inband members leave their
@@ -786,6 +847,33 @@ enum gikev2_error_t gikev2_gm_status(const struct gikev2_gm_t *gm,
                                      uint64_t now_ms,
                                      char *text,
                                      size_t *text_len);
+
+/**
+ * The algorithms and keys of the Rekey SA `rekey_spi` (GIKEV2_REKEY_SPI_LEN
+ * octets, as in a LISTEN_REKEY action), for a packet analyser: Wireshark's
+ * IKEv2 decryption table takes them as SK_ei/SK_er and SK_ai/SK_ar. The
+ * encryption key GSK_e (with the salt appended for AEAD ciphers, as
+ * Wireshark and charon take it) is copied into `encr_key`, the integrity
+ * key GSK_a (empty with AEAD) into `integ_key`, their lengths into
+ * `*encr_key_len` and `*integ_key_len` (capacities on entry; buffers of
+ * GIKEV2_MAX_KEY_LEN octets always suffice). The caller must wipe both
+ * buffers (memwipe) after use. The GM holds a Rekey SA from its
+ * LISTEN_REKEY action until its STOP_REKEY. Errors: GIKEV2_ERR_UNKNOWN_SA
+ * when the GM does not hold it; GIKEV2_ERR_BUFFER_TOO_SMALL with both
+ * lengths set to the sizes needed and nothing else written.
+ *
+ * # Safety
+ * `gm` is NULL or a live handle; `rekey_spi` NULL or readable for
+ * GIKEV2_REKEY_SPI_LEN octets; `algs` NULL or writable; each length NULL
+ * or readable/writable; each key buffer NULL or writable for its length.
+ */
+enum gikev2_error_t gikev2_gm_rekey_sa_keys(const struct gikev2_gm_t *gm,
+                                            const uint8_t *rekey_spi,
+                                            struct gikev2_rekey_sa_algs_t *algs,
+                                            uint8_t *encr_key,
+                                            size_t *encr_key_len,
+                                            uint8_t *integ_key,
+                                            size_t *integ_key_len);
 
 /**
  * Installs (or, with `cb` NULL, removes) the callback that receives the

@@ -9,7 +9,7 @@ use super::gikev2_error_t::{self, *};
 use super::records::{payloads_from_records, records_from_payloads};
 use super::{
     IkeInput, OutBuf, bytes, c_str, fail, gikev2_endpoint_t, group_arg, group_name, guard, handle,
-    hex, lock, non_null, put, registration_exchange, settings,
+    hex, lock, non_null, put, registration_exchange, settings, utf8,
 };
 use crate::config::group_from_settings;
 use crate::crypto::{OsRng, Secret};
@@ -313,6 +313,56 @@ pub unsafe extern "C" fn gikev2_gcks_exclude(
     })
 }
 
+/// Replaces the Rekey SA (KEK) of group `group` now (operator command),
+/// announced by GSA_NEXT_SPI as its lifetime would. GIKEV2_ERR_NOT_FOUND
+/// for an unknown group; GIKEV2_ERR_STATE for a group rekeyed only inband.
+///
+/// # Safety
+/// `gcks` is NULL or a live handle; `group` NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gikev2_gcks_rekey_kek(
+    gcks: *mut gikev2_gcks_t,
+    now_ms: u64,
+    group: *const c_char,
+) -> gikev2_error_t {
+    guard("gikev2_gcks_rekey_kek", || {
+        // SAFETY: per the function's contract.
+        let h = unsafe { handle(gcks, "gcks") }?;
+        // SAFETY: per the function's contract.
+        let id = unsafe { group_arg(group) }?;
+        lock(&h.state)?
+            .engine
+            .rekey_kek(now_ms, &id)
+            .map_err(gcks_error)
+    })
+}
+
+/// Lets `identity`, excluded from group `group`, register again.
+/// GIKEV2_ERR_NOT_FOUND for an unknown group or an identity not excluded.
+///
+/// # Safety
+/// `gcks` is NULL or a live handle; `group` and `identity` NULL or
+/// NUL-terminated strings.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gikev2_gcks_readmit(
+    gcks: *mut gikev2_gcks_t,
+    group: *const c_char,
+    identity: *const c_char,
+) -> gikev2_error_t {
+    guard("gikev2_gcks_readmit", || {
+        // SAFETY: per the function's contract.
+        let h = unsafe { handle(gcks, "gcks") }?;
+        // SAFETY: per the function's contract.
+        let id = unsafe { group_arg(group) }?;
+        // SAFETY: per the function's contract.
+        let identity = unsafe { utf8(identity, "identity") }?;
+        lock(&h.state)?
+            .engine
+            .readmit(&id, identity)
+            .map_err(gcks_error)
+    })
+}
+
 /// Rekeys the Data-Security SAs of group `group` now (operator command).
 ///
 /// # Safety
@@ -332,6 +382,56 @@ pub unsafe extern "C" fn gikev2_gcks_rekey(
             .engine
             .rekey(now_ms, &id)
             .map_err(gcks_error)
+    })
+}
+
+/// Finds a member of group `group` for an operator: `member` is the
+/// member's identity exactly as gikev2_gcks_status() prints it (e.g.
+/// gm3@example.com) or, if no member has that identity, its member ID in
+/// decimal. On success `*member_id` is the member's ID.
+/// GIKEV2_ERR_NOT_FOUND for an unknown group or member.
+///
+/// # Safety
+/// `gcks` is NULL or a live handle; `group` and `member` NULL or
+/// NUL-terminated strings; `member_id` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gikev2_gcks_find_member(
+    gcks: *const gikev2_gcks_t,
+    group: *const c_char,
+    member: *const c_char,
+    member_id: *mut u64,
+) -> gikev2_error_t {
+    guard("gikev2_gcks_find_member", || {
+        // SAFETY: per the function's contract.
+        let h = unsafe { handle(gcks, "gcks") }?;
+        // SAFETY: per the function's contract.
+        let id = unsafe { group_arg(group) }?;
+        // SAFETY: per the function's contract.
+        let who = unsafe { c_str(member, "member") }?.to_string_lossy();
+        non_null(member_id, "member_id")?;
+        // Only the member list is read: the clock does not matter.
+        let groups = lock(&h.state)?.engine.status(0);
+        let g = groups
+            .iter()
+            .find(|g| g.id == id)
+            .ok_or_else(|| gcks_error(GcksError::UnknownGroup))?;
+        let found = g
+            .members
+            .iter()
+            .find(|(_, identity, _)| *identity == who)
+            .or_else(|| {
+                let n = who.parse::<u64>().ok()?;
+                g.members.iter().find(|(m, _, _)| *m == n)
+            })
+            .map(|(m, _, _)| *m)
+            .ok_or_else(|| {
+                fail(
+                    GIKEV2_ERR_NOT_FOUND,
+                    format!("group {}: no member '{who}'", group_name(&id)),
+                )
+            })?;
+        // SAFETY: checked non-NULL; writable per the contract.
+        unsafe { put(member_id, "member_id", found) }
     })
 }
 
@@ -529,6 +629,9 @@ fn status_text(groups: &[crate::gcks::GroupStatus]) -> String {
                 exp / 1000
             );
         }
+        for identity in &g.excluded {
+            let _ = writeln!(t, "  excluded {identity}");
+        }
         for r in &g.recent_rekeys {
             let _ = writeln!(
                 t,
@@ -538,4 +641,125 @@ fn status_text(groups: &[crate::gcks::GroupStatus]) -> String {
         }
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::{gikev2_gm_destroy, gikev2_gm_new, gikev2_gm_registration_payloads};
+    use std::ffi::CString;
+
+    fn strings(v: &[&str]) -> Vec<CString> {
+        v.iter().map(|s| CString::new(*s).unwrap()).collect()
+    }
+
+    fn ptrs(v: &[CString]) -> Vec<*const c_char> {
+        v.iter().map(|s| s.as_ptr()).collect()
+    }
+
+    /// Registers `identity` as member `member` of group market-data.
+    fn register(gcks: *mut gikev2_gcks_t, member: u64, identity: &str) {
+        let keys = strings(&["id", "role"]);
+        let values = strings(&["market-data", "receiver"]);
+        let mut gm = std::ptr::null_mut();
+        let (k, v) = (ptrs(&keys), ptrs(&values));
+        // SAFETY: arrays of 2 NUL-terminated strings, `gm` writable.
+        assert_eq!(
+            unsafe { gikev2_gm_new(k.as_ptr(), v.as_ptr(), 2, &mut gm) },
+            GIKEV2_OK
+        );
+        let mut req = vec![0u8; 2048];
+        let mut req_len = req.len();
+        // SAFETY: live handle, buffer of `req_len` octets.
+        assert_eq!(
+            unsafe { gikev2_gm_registration_payloads(gm, req.as_mut_ptr(), &mut req_len) },
+            GIKEV2_OK
+        );
+        let sk_d = [7u8; 32];
+        let who = CString::new(identity).unwrap();
+        let mut resp = vec![0u8; 16384];
+        let mut resp_len = resp.len();
+        // SAFETY: live handle; every buffer valid for its length.
+        let err = unsafe {
+            gikev2_gcks_registration(
+                gcks,
+                0,
+                member,
+                who.as_ptr(),
+                39,
+                req.as_ptr(),
+                req_len,
+                sk_d.as_ptr(),
+                sk_d.len(),
+                5,
+                3,
+                resp.as_mut_ptr(),
+                &mut resp_len,
+            )
+        };
+        assert_eq!(err, GIKEV2_OK);
+        // SAFETY: a handle from gikev2_gm_new().
+        unsafe { gikev2_gm_destroy(gm) };
+    }
+
+    fn find(gcks: *mut gikev2_gcks_t, group: &str, member: &str) -> (gikev2_error_t, u64) {
+        let (g, m) = (CString::new(group).unwrap(), CString::new(member).unwrap());
+        let mut id = 0;
+        // SAFETY: live handle, NUL-terminated strings, `id` writable.
+        let err = unsafe { gikev2_gcks_find_member(gcks, g.as_ptr(), m.as_ptr(), &mut id) };
+        (err, id)
+    }
+
+    #[test]
+    fn find_member_by_identity_or_id() {
+        let mut gcks = std::ptr::null_mut();
+        // SAFETY: `gcks` writable.
+        assert_eq!(unsafe { gikev2_gcks_new(&mut gcks) }, GIKEV2_OK);
+        let keys = strings(&[
+            "id",
+            "members",
+            "rekey.address",
+            "rekey.auth",
+            "tek.feed.destination",
+        ]);
+        let values = strings(&[
+            "market-data",
+            "*@example.com",
+            "239.1.1.2:848",
+            "implicit",
+            "239.1.1.1[udp/5000]",
+        ]);
+        let (k, v) = (ptrs(&keys), ptrs(&values));
+        // SAFETY: live handle, arrays of 5 NUL-terminated strings.
+        assert_eq!(
+            unsafe { gikev2_gcks_add_group(gcks, 0, k.as_ptr(), v.as_ptr(), 5) },
+            GIKEV2_OK
+        );
+        register(gcks, 41, "gm1@example.com");
+        register(gcks, 42, "gm2@example.com");
+
+        assert_eq!(
+            find(gcks, "market-data", "gm2@example.com"),
+            (GIKEV2_OK, 42)
+        );
+        assert_eq!(find(gcks, "market-data", "41"), (GIKEV2_OK, 41));
+        assert_eq!(
+            find(gcks, "market-data", "gm3@example.com").0,
+            GIKEV2_ERR_NOT_FOUND
+        );
+        assert_eq!(find(gcks, "market-data", "43").0, GIKEV2_ERR_NOT_FOUND);
+        assert_eq!(find(gcks, "no-such-group", "41").0, GIKEV2_ERR_NOT_FOUND);
+        // SAFETY: live handle; NULL strings are reported, not read.
+        let err = unsafe {
+            gikev2_gcks_find_member(
+                gcks,
+                std::ptr::null(),
+                std::ptr::null(),
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(err, GIKEV2_ERR_NULL);
+        // SAFETY: a handle from gikev2_gcks_new().
+        unsafe { gikev2_gcks_destroy(gcks) };
+    }
 }

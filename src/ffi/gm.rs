@@ -16,7 +16,7 @@ use crate::gm::{Gm, GmAction, GmError, ReregisterReason, SaDirection};
 use crate::iana::NotifyType;
 use crate::policy::Mode;
 use crate::rekey_message::RekeyError;
-use crate::wire::SaRef;
+use crate::wire::{RekeySpi, SaRef};
 
 /// A GM: this host's membership in one group. Created with gikev2_gm_new(),
 /// freed with gikev2_gm_destroy(). Safe to use from several threads (calls
@@ -629,4 +629,85 @@ fn status_text(s: &crate::gm::GmStatus) -> String {
         );
     }
     t
+}
+
+/// The algorithms of a Rekey SA, from gikev2_gm_rekey_sa_keys().
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct gikev2_rekey_sa_algs_t {
+    /// ENCR transform ID (IANA, as charon's encryption_algorithm_t) and
+    /// its Key Length attribute in bits (0 when it has none).
+    pub encr_id: u16,
+    pub encr_key_bits: u16,
+    /// INTEG transform ID (IANA, as integrity_algorithm_t); 0 (NONE) with
+    /// an AEAD cipher.
+    pub integ_id: u16,
+    /// Zero; room to grow.
+    pub reserved: [u64; 2],
+}
+
+/// The algorithms and keys of the Rekey SA `rekey_spi` (GIKEV2_REKEY_SPI_LEN
+/// octets, as in a LISTEN_REKEY action), for a packet analyser: Wireshark's
+/// IKEv2 decryption table takes them as SK_ei/SK_er and SK_ai/SK_ar. The
+/// encryption key GSK_e (with the salt appended for AEAD ciphers, as
+/// Wireshark and charon take it) is copied into `encr_key`, the integrity
+/// key GSK_a (empty with AEAD) into `integ_key`, their lengths into
+/// `*encr_key_len` and `*integ_key_len` (capacities on entry; buffers of
+/// GIKEV2_MAX_KEY_LEN octets always suffice). The caller must wipe both
+/// buffers (memwipe) after use. The GM holds a Rekey SA from its
+/// LISTEN_REKEY action until its STOP_REKEY. Errors: GIKEV2_ERR_UNKNOWN_SA
+/// when the GM does not hold it; GIKEV2_ERR_BUFFER_TOO_SMALL with both
+/// lengths set to the sizes needed and nothing else written.
+///
+/// # Safety
+/// `gm` is NULL or a live handle; `rekey_spi` NULL or readable for
+/// GIKEV2_REKEY_SPI_LEN octets; `algs` NULL or writable; each length NULL
+/// or readable/writable; each key buffer NULL or writable for its length.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gikev2_gm_rekey_sa_keys(
+    gm: *const gikev2_gm_t,
+    rekey_spi: *const u8,
+    algs: *mut gikev2_rekey_sa_algs_t,
+    encr_key: *mut u8,
+    encr_key_len: *mut usize,
+    integ_key: *mut u8,
+    integ_key_len: *mut usize,
+) -> gikev2_error_t {
+    guard("gikev2_gm_rekey_sa_keys", || {
+        // SAFETY: per the function's contract.
+        let h = unsafe { handle(gm, "gm") }?;
+        // SAFETY: NULL or readable for the SPI's length per the contract.
+        let spi = unsafe { bytes(rekey_spi, GIKEV2_REKEY_SPI_LEN, "rekey_spi") }?;
+        let spi = RekeySpi(spi.try_into().expect("GIKEV2_REKEY_SPI_LEN octets"));
+        non_null(algs, "algs")?;
+        // SAFETY: per the function's contract.
+        let mut ek = unsafe { OutBuf::new(encr_key, encr_key_len, "encr_key") }?;
+        // SAFETY: per the function's contract.
+        let mut ik = unsafe { OutBuf::new(integ_key, integ_key_len, "integ_key") }?;
+        let keys = lock(&h.state)?.engine.rekey_sa_keys(spi).ok_or_else(|| {
+            fail(
+                GIKEV2_ERR_UNKNOWN_SA,
+                format!("no Rekey SA {}", hex(&spi.0)),
+            )
+        })?;
+        let (e, i) = (keys.gsk_e.expose(), keys.gsk_a.expose());
+        if !ek.fits(e.len()) || !ik.fits(i.len()) {
+            ek.set_len(e.len());
+            ik.set_len(i.len());
+            return Err(fail(
+                GIKEV2_ERR_BUFFER_TOO_SMALL,
+                format!("key buffers need {} and {} octets", e.len(), i.len()),
+            ));
+        }
+        ek.write(e)?;
+        ik.write(i)?;
+        let a = gikev2_rekey_sa_algs_t {
+            encr_id: keys.encr.id().0,
+            encr_key_bits: keys.encr.key_bits().unwrap_or(0),
+            integ_id: keys.integ.id().0,
+            reserved: [0; 2],
+        };
+        // SAFETY: checked non-NULL; writable per the contract.
+        unsafe { put(algs, "algs", a) }
+    })
 }

@@ -197,6 +197,13 @@ struct Kek {
     spi: RekeySpi,
     soft: Millis,
     sk: SkProtection,
+    encr: EncrAlg,
+    integ: IntegAlg,
+    kwa: KeyWrapAlg,
+    /// GSK_e (with the salt of AEAD ciphers) and GSK_a, kept only to be
+    /// handed to a packet analyser on request ([`Gm::rekey_sa_keys`]).
+    gsk_e: Secret,
+    gsk_a: Secret,
     gsk_w: Secret,
     expires: Millis,
     /// The first Message ID that may be accepted (GSA_INITIAL_MESSAGE_ID).
@@ -273,6 +280,25 @@ pub struct GmStatus {
     pub teks: Vec<(SaRef, bool, bool, Millis)>,
     pub sender_ids: Vec<u32>,
     pub key_path: Vec<u32>,
+}
+
+/// The algorithms and keys of a Rekey SA the GM holds (RFC 9838 §3.4),
+/// for tools outside the protocol: a packet analyser decrypting GSA_REKEY
+/// (Wireshark's IKEv2 decryption table), a test forging messages. `Debug`
+/// shows the keys' lengths only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RekeySaSecrets {
+    pub spi: RekeySpi,
+    pub encr: EncrAlg,
+    /// [`IntegAlg::NONE`] with an AEAD cipher.
+    pub integ: IntegAlg,
+    pub kwa: KeyWrapAlg,
+    /// GSK_e: the encryption key followed by its salt (AEAD ciphers).
+    pub gsk_e: Secret,
+    /// GSK_a: the integrity key; empty with an AEAD cipher.
+    pub gsk_a: Secret,
+    /// GSK_w: the default key wrap key of the Rekey SA.
+    pub gsk_w: Secret,
 }
 
 /// The SA payloads and keys of one message, resolved and checked.
@@ -693,6 +719,11 @@ impl Gm {
             self.keks.push(Kek {
                 spi,
                 sk,
+                encr,
+                integ,
+                kwa,
+                gsk_e: keys.gsk_e,
+                gsk_a: keys.gsk_a,
                 gsk_w: keys.gsk_w,
                 expires: now + Millis::from(p.key_lifetime().unwrap_or(u32::MAX)) * 1000,
                 soft: soft_expiry(now, p.key_lifetime().unwrap_or(u32::MAX)),
@@ -996,6 +1027,23 @@ impl Gm {
         }
     }
 
+    /// The algorithms and keys of the Rekey SA `spi`, if this GM holds it
+    /// (from its `ListenRekey` action until its `StopRekey`).
+    pub fn rekey_sa_keys(&self, spi: RekeySpi) -> Option<RekeySaSecrets> {
+        self.keks
+            .iter()
+            .find(|k| k.spi == spi)
+            .map(|k| RekeySaSecrets {
+                spi: k.spi,
+                encr: k.encr,
+                integ: k.integ,
+                kwa: k.kwa,
+                gsk_e: k.gsk_e.clone(),
+                gsk_a: k.gsk_a.clone(),
+                gsk_w: k.gsk_w.clone(),
+            })
+    }
+
     pub fn poll_action(&mut self) -> Option<GmAction> {
         self.actions.pop_front()
     }
@@ -1030,9 +1078,29 @@ fn gsa_kd(payloads: &[Payload]) -> Option<(&Gsa, &Kd)> {
 }
 
 /// M070: the keying material is exactly what the SA's algorithms take.
+/// For the Rekey SA this derives its keys as `apply` will, so a policy or
+/// keying material `apply` cannot use is refused before any state changes.
 fn check_keymat_len(p: &GsaPolicy, keymat: &Secret) -> Result<(), GmError> {
     if p.sa.protocol() == ProtocolId::GIKE_UPDATE {
-        return Ok(()); // checked by split_rekey_keymat
+        let encr_t = p
+            .transform(TransformType::ENCR)
+            .ok_or(DecodeError::Missing {
+                what: "ENCR transform",
+            })?;
+        let encr = EncrAlg::new(EncrId(encr_t.id), encr_t.key_length())?;
+        let integ = match p.transform(TransformType::INTEG) {
+            Some(t) => IntegAlg::new(IntegId(t.id))?,
+            None => IntegAlg::NONE,
+        };
+        let kwa = p
+            .transform(TransformType::KWA)
+            .ok_or(DecodeError::Missing {
+                what: "KWA transform",
+            })?;
+        let kwa = KeyWrapAlg::from_id(KwaId(kwa.id))?;
+        let keys = split_rekey_keymat(encr, integ, kwa, keymat)?;
+        SkProtection::new(encr, integ, &keys.gsk_e, &keys.gsk_a)?;
+        return Ok(());
     }
     let encr = match p.transform(TransformType::ENCR) {
         Some(t) => Some(EncrAlg::new(EncrId(t.id), t.key_length())?),

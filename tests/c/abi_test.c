@@ -277,6 +277,28 @@ static bool pump_gm(member_t *m)
 				REQUIRE(m->nlisten < MAX_LISTEN);
 				memcpy(m->listen[m->nlisten], a.rekey_spi, GIKEV2_REKEY_SPI_LEN);
 				m->listen_dst[m->nlisten++] = a.rekey_dst;
+				{
+					/* The Rekey SA's keys, as for Wireshark: sizes first. */
+					gikev2_rekey_sa_algs_t algs;
+					uint8_t ek[GIKEV2_MAX_KEY_LEN], ik[GIKEV2_MAX_KEY_LEN], bad[GIKEV2_REKEY_SPI_LEN];
+					size_t kel = 0, kil = 0;
+
+					EXPECT(gikev2_gm_rekey_sa_keys(m->gm, a.rekey_spi, &algs, NULL, &kel, NULL, &kil),
+						   GIKEV2_ERR_BUFFER_TOO_SMALL);
+					CHECK(kel > 0 && kel <= GIKEV2_MAX_KEY_LEN && kil <= GIKEV2_MAX_KEY_LEN);
+					kel = kil = GIKEV2_MAX_KEY_LEN;
+					OK(gikev2_gm_rekey_sa_keys(m->gm, a.rekey_spi, &algs, ek, &kel, ik, &kil));
+					CHECK(algs.encr_id != 0 && algs.reserved[0] == 0 && algs.reserved[1] == 0);
+					CHECK(algs.integ_id != 0 || kil == 0);
+					wipe(ek, sizeof(ek));
+					wipe(ik, sizeof(ik));
+					memset(bad, 0, sizeof(bad));
+					kel = kil = GIKEV2_MAX_KEY_LEN;
+					EXPECT(gikev2_gm_rekey_sa_keys(m->gm, bad, &algs, ek, &kel, ik, &kil),
+						   GIKEV2_ERR_UNKNOWN_SA);
+					EXPECT(gikev2_gm_rekey_sa_keys(m->gm, NULL, &algs, ek, &kel, ik, &kil),
+						   GIKEV2_ERR_NULL);
+				}
 				break;
 			case GIKEV2_GM_ACTION_STOP_REKEY:
 				for (int i = 0; i < m->nlisten; i++)
