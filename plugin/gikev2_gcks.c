@@ -766,6 +766,74 @@ METHOD(listener_t, ike_state_change, bool,
 	return TRUE;
 }
 
+METHOD(gikev2_gcks_listener_t, status, char*,
+	private_gikev2_gcks_listener_t *this)
+{
+	gikev2_error_t err;
+	char *text;
+	size_t len = 4096;
+
+	text = malloc(len);
+	err = gikev2_gcks_status(this->gcks, gikev2_now_ms(), text, &len);
+	if (err == GIKEV2_ERR_BUFFER_TOO_SMALL)
+	{	/* members may join meanwhile, leave room */
+		len += 4096;
+		text = realloc(text, len);
+		err = gikev2_gcks_status(this->gcks, gikev2_now_ms(), text, &len);
+	}
+	if (err != GIKEV2_OK)
+	{
+		DBG1(DBG_CFG, "gikev2: GCKS status failed: %s", gikev2_last_error());
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+METHOD(gikev2_gcks_listener_t, rekey, gikev2_error_t,
+	private_gikev2_gcks_listener_t *this, char *group, bool kek)
+{
+	gikev2_error_t err;
+
+	if (kek)
+	{
+		err = gikev2_gcks_rekey_kek(this->gcks, gikev2_now_ms(), group);
+	}
+	else
+	{
+		err = gikev2_gcks_rekey(this->gcks, gikev2_now_ms(), group);
+	}
+	if (err == GIKEV2_OK)
+	{	/* as after the timer: send what the rekey queued */
+		drain(this);
+	}
+	return err;
+}
+
+METHOD(gikev2_gcks_listener_t, readmit, gikev2_error_t,
+	private_gikev2_gcks_listener_t *this, char *group, char *member)
+{
+	return gikev2_gcks_readmit(this->gcks, group, member);
+}
+
+METHOD(gikev2_gcks_listener_t, exclude, gikev2_error_t,
+	private_gikev2_gcks_listener_t *this, char *group, char *member,
+	uint64_t *id)
+{
+	gikev2_error_t err;
+
+	err = gikev2_gcks_find_member(this->gcks, group, member, id);
+	if (err == GIKEV2_OK)
+	{
+		err = gikev2_gcks_exclude(this->gcks, gikev2_now_ms(), group, *id);
+	}
+	if (err == GIKEV2_OK)
+	{
+		drain(this);
+	}
+	return err;
+}
+
 METHOD(gikev2_gcks_listener_t, destroy, void,
 	private_gikev2_gcks_listener_t *this)
 {
@@ -782,8 +850,13 @@ METHOD(gikev2_gcks_listener_t, destroy, void,
 	free(this);
 }
 
+#ifndef SWANCTLDIR
+#error SWANCTLDIR, the swanctl directory (e.g. /etc/swanctl), is not defined
+#endif
+
 /**
- * Add the configured groups to the core, FALSE on errors
+ * Add the configured groups to the core, FALSE on errors; a relative
+ * rekey.key is in swanctl's private key directory
  */
 static bool add_groups(private_gikev2_gcks_listener_t *this, int *count)
 {
@@ -800,6 +873,8 @@ static bool add_groups(private_gikev2_gcks_listener_t *this, int *count)
 		snprintf(section, sizeof(section), "%s.plugins.gikev2.groups.%s",
 				 lib->ns, name);
 		n = gikev2_settings_collect(section, NULL, &keys, &values);
+		gikev2_settings_resolve(keys, values, n, "rekey.key",
+								SWANCTLDIR "/private");
 		if (gikev2_gcks_add_group(this->gcks, gikev2_now_ms(),
 								  (const char *const *)keys,
 								  (const char *const *)values, n) != GIKEV2_OK)
@@ -833,6 +908,10 @@ gikev2_gcks_listener_t *gikev2_gcks_listener_create(int *count)
 				.ike_updown = _ike_updown,
 				.ike_state_change = _ike_state_change,
 			},
+			.status = _status,
+			.rekey = _rekey,
+			.exclude = _exclude,
+			.readmit = _readmit,
 			.destroy = _destroy,
 		},
 		.sas = hashtable_create(hashtable_hash_ptr, hashtable_equals_ptr, 8),

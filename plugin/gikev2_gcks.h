@@ -22,6 +22,8 @@
 
 #include <bus/listeners/listener.h>
 
+#include "gikev2.h"
+
 typedef struct gikev2_gcks_listener_t gikev2_gcks_listener_t;
 
 /**
@@ -34,6 +36,52 @@ struct gikev2_gcks_listener_t {
 	 * Implements listener_t.
 	 */
 	listener_t listener;
+
+	/**
+	 * Get the operator's view of the served groups: gikev2_gcks_status()
+	 * text, one line per group, member, SA and recent rekey message.
+	 *
+	 * @return				allocated text, NULL on failure (logged)
+	 */
+	char *(*status)(gikev2_gcks_listener_t *this);
+
+	/**
+	 * Rekey a group's Data-Security SAs, or its Rekey SA, now (operator
+	 * command) and perform the resulting actions (GSA_REKEY,
+	 * GSA_INBAND_REKEY) at once.
+	 *
+	 * @param group			group ID, written as the group's id setting
+	 * @param kek			TRUE to replace the Rekey SA (KEK) instead
+	 * @return				GIKEV2_OK, or the core's error (the message in
+	 *						gikev2_last_error() on this thread)
+	 */
+	gikev2_error_t (*rekey)(gikev2_gcks_listener_t *this, char *group,
+							bool kek);
+
+	/**
+	 * Exclude a member from a group (operator command) and perform the
+	 * resulting actions (the exclusion rekey) at once.
+	 *
+	 * @param group			group ID, written as the group's id setting
+	 * @param member		member's identity (as status() shows it) or its
+	 *						member ID in decimal
+	 * @param id			member ID of the excluded member (out)
+	 * @return				GIKEV2_OK, or the core's error (the message in
+	 *						gikev2_last_error() on this thread)
+	 */
+	gikev2_error_t (*exclude)(gikev2_gcks_listener_t *this, char *group,
+							  char *member, uint64_t *id);
+
+	/**
+	 * Let a member excluded from a group register again (operator command).
+	 *
+	 * @param group			group ID, written as the group's id setting
+	 * @param member		the excluded member's identity
+	 * @return				GIKEV2_OK, or the core's error (the message in
+	 *						gikev2_last_error() on this thread)
+	 */
+	gikev2_error_t (*readmit)(gikev2_gcks_listener_t *this, char *group,
+							  char *member);
 
 	/**
 	 * Destroy a gikev2_gcks_listener_t.

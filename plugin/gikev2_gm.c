@@ -477,6 +477,161 @@ static bool receive_rekey(membership_t *m, int fd, watcher_event_t event)
 }
 
 /**
+ * An algorithm's name in Wireshark's IKEv2 decryption table
+ */
+typedef struct {
+
+	/**
+	 * IANA transform ID
+	 */
+	uint16_t id;
+
+	/**
+	 * Key length in bits, -1 for any
+	 */
+	int key_bits;
+
+	/**
+	 * Name Wireshark expects
+	 */
+	const char *name;
+
+} wireshark_alg_t;
+
+/**
+ * Wireshark's IKEv2 encryption algorithms (as the save-keys plugin's)
+ */
+static wireshark_alg_t wireshark_encr[] = {
+	{ ENCR_3DES,           -1, "3DES [RFC2451]"                          },
+	{ ENCR_AES_CBC,       128, "AES-CBC-128 [RFC3602]"                   },
+	{ ENCR_AES_CBC,       192, "AES-CBC-192 [RFC3602]"                   },
+	{ ENCR_AES_CBC,       256, "AES-CBC-256 [RFC3602]"                   },
+	{ ENCR_AES_CTR,       128, "AES-CTR-128 [RFC5930]"                   },
+	{ ENCR_AES_CTR,       192, "AES-CTR-192 [RFC5930]"                   },
+	{ ENCR_AES_CTR,       256, "AES-CTR-256 [RFC5930]"                   },
+	{ ENCR_AES_GCM_ICV8,  128, "AES-GCM-128 with 8 octet ICV [RFC5282]"  },
+	{ ENCR_AES_GCM_ICV8,  192, "AES-GCM-192 with 8 octet ICV [RFC5282]"  },
+	{ ENCR_AES_GCM_ICV8,  256, "AES-GCM-256 with 8 octet ICV [RFC5282]"  },
+	{ ENCR_AES_GCM_ICV12, 128, "AES-GCM-128 with 12 octet ICV [RFC5282]" },
+	{ ENCR_AES_GCM_ICV12, 192, "AES-GCM-192 with 12 octet ICV [RFC5282]" },
+	{ ENCR_AES_GCM_ICV12, 256, "AES-GCM-256 with 12 octet ICV [RFC5282]" },
+	{ ENCR_AES_GCM_ICV16, 128, "AES-GCM-128 with 16 octet ICV [RFC5282]" },
+	{ ENCR_AES_GCM_ICV16, 192, "AES-GCM-192 with 16 octet ICV [RFC5282]" },
+	{ ENCR_AES_GCM_ICV16, 256, "AES-GCM-256 with 16 octet ICV [RFC5282]" },
+	{ ENCR_AES_CCM_ICV8,  128, "AES-CCM-128 with 8 octet ICV [RFC5282]"  },
+	{ ENCR_AES_CCM_ICV8,  192, "AES-CCM-192 with 8 octet ICV [RFC5282]"  },
+	{ ENCR_AES_CCM_ICV8,  256, "AES-CCM-256 with 8 octet ICV [RFC5282]"  },
+	{ ENCR_AES_CCM_ICV12, 128, "AES-CCM-128 with 12 octet ICV [RFC5282]" },
+	{ ENCR_AES_CCM_ICV12, 192, "AES-CCM-192 with 12 octet ICV [RFC5282]" },
+	{ ENCR_AES_CCM_ICV12, 256, "AES-CCM-256 with 12 octet ICV [RFC5282]" },
+	{ ENCR_AES_CCM_ICV16, 128, "AES-CCM-128 with 16 octet ICV [RFC5282]" },
+	{ ENCR_AES_CCM_ICV16, 192, "AES-CCM-192 with 16 octet ICV [RFC5282]" },
+	{ ENCR_AES_CCM_ICV16, 256, "AES-CCM-256 with 16 octet ICV [RFC5282]" },
+};
+
+/**
+ * Wireshark's IKEv2 integrity algorithms (as the save-keys plugin's)
+ */
+static wireshark_alg_t wireshark_integ[] = {
+	{ AUTH_HMAC_MD5_96,       -1, "HMAC_MD5_96 [RFC2403]"       },
+	{ AUTH_HMAC_SHA1_96,      -1, "HMAC_SHA1_96 [RFC2404]"      },
+	{ AUTH_HMAC_MD5_128,      -1, "HMAC_MD5_128 [RFC4595]"      },
+	{ AUTH_HMAC_SHA1_160,     -1, "HMAC_SHA1_160 [RFC4595]"     },
+	{ AUTH_HMAC_SHA2_256_128, -1, "HMAC_SHA2_256_128 [RFC4868]" },
+	{ AUTH_HMAC_SHA2_384_192, -1, "HMAC_SHA2_384_192 [RFC4868]" },
+	{ AUTH_HMAC_SHA2_512_256, -1, "HMAC_SHA2_512_256 [RFC4868]" },
+};
+
+/**
+ * Look up an algorithm's Wireshark name, NULL if Wireshark has none
+ */
+static const char *wireshark_name(wireshark_alg_t *map, int count,
+								  uint16_t id, int key_bits)
+{
+	int i;
+
+	for (i = 0; i < count; i++)
+	{
+		if (map[i].id == id &&
+			(map[i].key_bits == -1 || map[i].key_bits == key_bits))
+		{
+			return map[i].name;
+		}
+	}
+	return NULL;
+}
+
+/**
+ * Append the keys of a Rekey SA to the ikev2_decryption_table in the
+ * directory charon.plugins.gikev2.wireshark_keys, if set, in the format of
+ * the save-keys plugin: the 16-octet Rekey SA SPI as SPIi and SPIr, GSK_e
+ * as SK_ei and SK_er, GSK_a as SK_ai and SK_ar
+ */
+static void save_rekey_keys(membership_t *m, uint8_t *spi)
+{
+	gikev2_rekey_sa_algs_t algs = {};
+	uint8_t encr[GIKEV2_MAX_KEY_LEN], integ[GIKEV2_MAX_KEY_LEN];
+	size_t encr_len = sizeof(encr), integ_len = sizeof(integ);
+	chunk_t spi_i, spi_r, sk_e, sk_a;
+	const char *enc_name, *integ_name = "NONE [RFC4306]";
+	char *dir, path[PATH_MAX];
+	FILE *file;
+
+	dir = lib->settings->get_str(lib->settings,
+								 "%s.plugins.gikev2.wireshark_keys", NULL, lib->ns);
+	if (!dir)
+	{
+		return;
+	}
+	if (gikev2_gm_rekey_sa_keys(m->gm, spi, &algs, encr, &encr_len, integ,
+								&integ_len) != GIKEV2_OK)
+	{
+		DBG1(DBG_IKE, "gikev2: getting Rekey SA keys for Wireshark failed: "
+			 "%s", gikev2_last_error());
+		return;
+	}
+	enc_name = wireshark_name(wireshark_encr, countof(wireshark_encr),
+							  algs.encr_id, algs.encr_key_bits);
+	if (!encryption_algorithm_is_aead(algs.encr_id))
+	{
+		integ_name = wireshark_name(wireshark_integ, countof(wireshark_integ),
+									algs.integ_id, -1);
+	}
+	if (!enc_name || !integ_name)
+	{
+		DBG1(DBG_IKE, "gikev2: Wireshark cannot decrypt Rekey SA with "
+			 "%N/%d and %N, keys not saved", encryption_algorithm_names,
+			 algs.encr_id, algs.encr_key_bits, integrity_algorithm_names,
+			 algs.integ_id);
+		memwipe(encr, sizeof(encr));
+		memwipe(integ, sizeof(integ));
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/ikev2_decryption_table", dir);
+	DBG1(DBG_IKE, "gikev2: !! WARNING: membership '%s' saves the keys of its "
+		 "Rekey SA to '%s'", m->name, path);
+	file = fopen(path, "a");
+	if (file)
+	{
+		spi_i = chunk_create(spi, GIKEV2_REKEY_SPI_LEN / 2);
+		spi_r = chunk_create(spi + GIKEV2_REKEY_SPI_LEN / 2,
+							 GIKEV2_REKEY_SPI_LEN / 2);
+		sk_e = chunk_create(encr, encr_len);
+		sk_a = chunk_create(integ, integ_len);
+		fprintf(file, "%+B,%+B,%+B,%+B,\"%s\",%+B,%+B,\"%s\"\n", &spi_i,
+				&spi_r, &sk_e, &sk_e, enc_name, &sk_a, &sk_a, integ_name);
+		fclose(file);
+	}
+	else
+	{
+		DBG1(DBG_IKE, "gikev2: opening Rekey SA key table '%s' failed: %s",
+			 path, strerror(errno));
+	}
+	memwipe(encr, sizeof(encr));
+	memwipe(integ, sizeof(integ));
+}
+
+/**
  * Open a socket receiving GSA_REKEY on a multicast address
  */
 static void listen_rekey(membership_t *m, gikev2_gm_action_t *a)
@@ -536,6 +691,7 @@ static void listen_rekey(membership_t *m, gikev2_gm_action_t *a)
 	DBG1(DBG_NET, "gikev2: membership '%s' listening for GSA_REKEY on %#H",
 		 m->name, dst);
 	dst->destroy(dst);
+	save_rekey_keys(m, s->spi);
 }
 
 /**
@@ -546,6 +702,17 @@ static void socket_destroy(rekey_socket_t *s)
 	lib->watcher->remove(lib->watcher, s->fd);
 	close(s->fd);
 	free(s);
+}
+
+/**
+ * Destroy a socket (job), never from its own watcher callback or with the
+ * membership locked: watcher_t.remove() waits for a running callback, and
+ * that callback may be the caller or wait for the membership's lock
+ */
+static job_requeue_t socket_destroy_job(rekey_socket_t *s)
+{
+	socket_destroy(s);
+	return JOB_REQUEUE_NONE;
 }
 
 /**
@@ -562,7 +729,9 @@ static void stop_rekey(membership_t *m, gikev2_gm_action_t *a)
 		if (memeq(s->spi, a->rekey_spi, sizeof(s->spi)))
 		{
 			m->sockets->remove_at(m->sockets, enumerator);
-			socket_destroy(s);
+			lib->processor->queue_job(lib->processor, (job_t*)
+					callback_job_create((callback_job_cb_t)socket_destroy_job,
+										s, NULL, NULL));
 		}
 	}
 	enumerator->destroy(enumerator);
@@ -1180,6 +1349,120 @@ static void membership_destroy(membership_t *m)
 	free(m);
 }
 
+/**
+ * Data of the status enumerator
+ */
+typedef struct {
+
+	/**
+	 * Status text of the current membership
+	 */
+	char *text;
+
+} status_data_t;
+
+/**
+ * Destroy status enumerator data
+ */
+static void status_data_destroy(status_data_t *data)
+{
+	free(data->text);
+	free(data);
+}
+
+/**
+ * Get the core's status text of a membership, NULL on failure
+ */
+static char *membership_status(membership_t *m)
+{
+	gikev2_error_t err;
+	char *text;
+	size_t len = 2048;
+
+	text = malloc(len);
+	err = gikev2_gm_status(m->gm, gikev2_now_ms(), text, &len);
+	if (err == GIKEV2_ERR_BUFFER_TOO_SMALL)
+	{
+		len += 1024;
+		text = realloc(text, len);
+		err = gikev2_gm_status(m->gm, gikev2_now_ms(), text, &len);
+	}
+	if (err != GIKEV2_OK)
+	{
+		DBG1(DBG_CFG, "gikev2: status of membership '%s' failed: %s",
+			 m->name, gikev2_last_error());
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+CALLBACK(status_filter, bool,
+	status_data_t *data, enumerator_t *orig, va_list args)
+{
+	membership_t *m;
+	char **name, **conn, **text;
+
+	VA_ARGS_VGET(args, name, conn, text);
+	while (orig->enumerate(orig, &m))
+	{
+		free(data->text);
+		data->text = membership_status(m);
+		if (data->text)
+		{
+			*name = m->name;
+			*conn = m->conn;
+			*text = data->text;
+			return TRUE;
+		}
+	}
+	return FALSE;
+}
+
+METHOD(gikev2_gm_listener_t, create_status_enumerator, enumerator_t*,
+	private_gikev2_gm_listener_t *this)
+{
+	status_data_t *data;
+
+	INIT(data);
+	return enumerator_create_filter(
+						this->memberships->create_enumerator(this->memberships),
+						status_filter, data, (void*)status_data_destroy);
+}
+
+METHOD(gikev2_gm_listener_t, register_membership, char*,
+	private_gikev2_gm_listener_t *this, char *name)
+{
+	enumerator_t *enumerator;
+	membership_t *m, *found = NULL;
+	char *id;
+
+	enumerator = this->memberships->create_enumerator(this->memberships);
+	while (enumerator->enumerate(enumerator, &m))
+	{
+		id = lib->settings->get_str(lib->settings,
+							"%s.plugins.gikev2.memberships.%s.id", NULL,
+							lib->ns, m->name);
+		if (streq(m->name, name) || (!found && id && streq(id, name)))
+		{
+			found = m;
+			if (streq(m->name, name))
+			{
+				break;
+			}
+		}
+	}
+	enumerator->destroy(enumerator);
+	if (!found)
+	{
+		return NULL;
+	}
+	lib->processor->queue_job(lib->processor, (job_t*)
+						callback_job_create((callback_job_cb_t)reregister_job,
+											strdup(found->conn), free, NULL));
+	return found->conn;
+}
+
 METHOD(gikev2_gm_listener_t, destroy, void,
 	private_gikev2_gm_listener_t *this)
 {
@@ -1260,6 +1543,8 @@ gikev2_gm_listener_t *gikev2_gm_listener_create(int *count)
 				.ike_derived_keys = _ike_derived_keys,
 				.ike_updown = _ike_updown,
 			},
+			.create_status_enumerator = _create_status_enumerator,
+			.register_membership = _register_membership,
 			.destroy = _destroy,
 		},
 		.memberships = linked_list_create(),

@@ -36,6 +36,27 @@ struct gikev2_gm_listener_t {
 	listener_t listener;
 
 	/**
+	 * Enumerate the memberships with the operator's view of each.
+	 *
+	 * The status text is gikev2_gm_status()'s, valid until the next
+	 * enumerate() call.
+	 *
+	 * @return				enumerator over (char *name, char *connection,
+	 *						char *status)
+	 */
+	enumerator_t *(*create_status_enumerator)(gikev2_gm_listener_t *this);
+
+	/**
+	 * Register a membership (again) by initiating its connection from a
+	 * job (operator command).
+	 *
+	 * @param name			membership section name or its group ID
+	 * @return				the connection initiated (owned by the listener),
+	 *						NULL if no such membership
+	 */
+	char *(*register_membership)(gikev2_gm_listener_t *this, char *name);
+
+	/**
 	 * Destroy a gikev2_gm_listener_t.
 	 */
 	void (*destroy)(gikev2_gm_listener_t *this);

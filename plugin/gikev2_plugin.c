@@ -15,6 +15,7 @@
 #include "gikev2_plugin.h"
 #include "gikev2_gcks.h"
 #include "gikev2_gm.h"
+#include "gikev2_control.h"
 #include "gikev2_util.h"
 
 #include <dlfcn.h>
@@ -42,6 +43,11 @@ struct private_gikev2_plugin_t {
 	 * GM listener, if memberships are configured
 	 */
 	gikev2_gm_listener_t *gm;
+
+	/**
+	 * Control socket of gikectl, if it could be created
+	 */
+	gikev2_control_t *control;
 
 	/**
 	 * TRUE if the log callback is installed
@@ -84,9 +90,13 @@ static bool register_cb(private_gikev2_plugin_t *this,
 		charon->bus->add_listener(charon->bus, &this->gm->listener);
 		DBG1(DBG_CFG, "gikev2: %d group(s) served as GCKS, %d membership(s) "
 			 "as GM", groups, memberships);
+		/* without it, groups are still served: gikectl reports the error */
+		this->control = gikev2_control_create(this->gcks, this->gm);
 	}
 	else
 	{
+		DESTROY_IF(this->control);
+		this->control = NULL;
 		if (this->gcks)
 		{
 			charon->bus->remove_listener(charon->bus, &this->gcks->listener);

@@ -284,6 +284,27 @@ int gikev2_settings_collect(char *section, char *skip, char ***keys,
 /*
  * Described in header
  */
+void gikev2_settings_resolve(char **keys, char **values, int count,
+							 char *key, char *dir)
+{
+	char path[PATH_MAX];
+	int i;
+
+	for (i = 0; i < count; i++)
+	{
+		if (streq(keys[i], key) && values[i][0] && !path_absolute(values[i]) &&
+			snprintf(path, sizeof(path), "%s/%s", dir,
+					 values[i]) < (int)sizeof(path))
+		{
+			free(values[i]);
+			values[i] = strdup(path);
+		}
+	}
+}
+
+/*
+ * Described in header
+ */
 void gikev2_settings_free(char **keys, char **values, int count)
 {
 	int i;

@@ -81,6 +81,19 @@ int gikev2_settings_collect(char *section, char *skip, char ***keys,
 void gikev2_settings_free(char **keys, char **values, int count);
 
 /**
+ * Make the value of setting key, if present and a relative path, relative
+ * to dir instead (as swanctl resolves the credential files it loads).
+ *
+ * @param keys			keys
+ * @param values		values, the matching one is replaced
+ * @param count			number of settings
+ * @param key			the setting holding a path
+ * @param dir			directory a relative path is relative to
+ */
+void gikev2_settings_resolve(char **keys, char **values, int count,
+							 char *key, char *dir);
+
+/**
  * Convert an endpoint of the core to a host.
  *
  * @param ep			endpoint
