@@ -470,6 +470,40 @@ fn operator_kek_rekey_moves_the_group_and_a_miss_is_noticed() {
     assert!(sim.members[..2].iter().all(|m| m.rekey_errors.is_empty()));
 }
 
+/// A member that registers again on a new IKE SA (after a lost rekey or a
+/// restart) replaces its old record: it is counted once, keeps its place
+/// in the key tree, and can still be excluded.
+#[test]
+fn registering_again_on_a_new_ike_sa_replaces_the_member() {
+    let mut sim = Sim::new(config(LKH4, 100), 21);
+    for i in 0..3 {
+        sim.join(&format!("gm{i}@example.com"), receiver()).unwrap();
+    }
+    sim.advance(10_000);
+    sim.members[1].id = gikev2::gcks::MemberId(777);
+    sim.register(1, ExchangeType::GSA_AUTH).unwrap();
+    sim.advance(10_000);
+    let status = &sim.gcks.status(sim.now)[0];
+    let ids: Vec<_> = status.members.iter().map(|(id, _, _)| *id).collect();
+    assert_eq!(status.members.len(), 3, "{:?}", status.members);
+    assert!(ids.contains(&777));
+    common_tek(&sim, 0..3);
+
+    sim.gcks
+        .exclude(sim.now, &group_id(), gikev2::gcks::MemberId(777))
+        .unwrap();
+    sim.advance(10_000);
+    let after = common_tek(&sim, [0, 2].into_iter());
+    assert!(
+        !sim.members[1]
+            .kernel
+            .keys()
+            .any(|(sa, _)| *sa == after[0].0),
+        "the excluded member cannot follow"
+    );
+    assert!(sim.members[0].rekey_errors.is_empty() && sim.members[2].rekey_errors.is_empty());
+}
+
 /// With the GCKS gone, a GM asks to register again before its SAs expire
 /// (§2.4.1.4) and deletes them when they do (M062).
 #[test]

@@ -363,7 +363,18 @@ impl Group {
         if sender && !self.cfg.authorization.may_send(req.identity) {
             return Err(NotifyType::AUTHORIZATION_FAILED);
         }
-        let rejoin = self.members.contains_key(&req.member);
+        // The same identity on a new IKE SA is the same member coming back
+        // (a lost rekey, a restart): it replaces its old record rather than
+        // counting twice and holding two places in the key tree.
+        let previous = if self.members.contains_key(&req.member) {
+            Some(req.member)
+        } else {
+            self.members
+                .iter()
+                .find(|(_, m)| m.identity == req.identity)
+                .map(|(id, _)| *id)
+        };
+        let rejoin = previous.is_some();
         if !rejoin && self.members.len() >= self.cfg.member_limit as usize {
             return Err(NotifyType::REGISTRATION_FAILED);
         }
@@ -424,8 +435,8 @@ impl Group {
             .map_err(|_| NotifyType::REGISTRATION_FAILED)?;
         // A member registering again (lost rekeys, new Sender-IDs) keeps its
         // place in the key tree: it held those keys already.
-        let old_slot = self
-            .take_member(req.member)
+        let old_slot = previous
+            .and_then(|id| self.take_member(id))
             .filter(|m| m.inband == inband)
             .and_then(|m| m.slot);
         let slot = match (&mut self.lkh, inband) {
