@@ -371,6 +371,11 @@ static void print_gcks_line(FILE *out, char *line)
 		fprintf(out, "  %s SPI 0x%08x, expires in %s\n", proto, spi32,
 				duration(buf, sizeof(buf), secs));
 	}
+	else if (strpfx(line, "  excluded "))
+	{
+		fprintf(out, "  excluded '%s', refused until readmitted\n",
+				line + strlen("  excluded "));
+	}
 	else if (sscanf(line, "  rekey message ID %u: %u wrapped key(s), %u "
 					"octets", &mid, &keys, &octets) == 3)
 	{

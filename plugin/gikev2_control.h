@@ -32,8 +32,11 @@
  *
  *   list                              groups (GCKS) and memberships (GM)
  *   rekey\ngroup=<group>              rekey a group's TEKs now (GCKS)
+ *   rekey\ngroup=<group>\nkek=yes      replace its Rekey SA (KEK) now
  *   exclude\ngroup=<group>\nmember=<member>
  *                                     exclude a member (GCKS, LKH groups)
+ *   readmit\ngroup=<group>\nmember=<identity>
+ *                                     let an excluded member back in
  *   register\nmembership=<name>       initiate a membership's connection (GM)
  *
  * where <group> is the group's settings section name (groups.<name>) or its

@@ -22,6 +22,7 @@
 
 #include <daemon.h>
 #include <collections/hashtable.h>
+#include <collections/linked_list.h>
 #include <threading/mutex.h>
 #include <processing/jobs/callback_job.h>
 #include <processing/jobs/initiate_tasks_job.h>
@@ -90,7 +91,49 @@ struct private_gikev2_gcks_listener_t {
 	 * Socket for GSA_REKEY messages
 	 */
 	int fd;
+
+	/**
+	 * Configured groups, group_cfg_t
+	 */
+	linked_list_t *groups;
+
+	/**
+	 * Lock serializing (re)loads of the groups
+	 */
+	mutex_t *config;
 };
+
+/**
+ * Settings of a group served, to see what a reload changes
+ */
+typedef struct {
+
+	/**
+	 * Name of the group's section
+	 */
+	char *name;
+
+	/**
+	 * Group ID, as the id setting writes it
+	 */
+	char *id;
+
+	/**
+	 * Keys of the settings, relative to the section
+	 */
+	char **keys;
+
+	/**
+	 * Values of the settings (rekey.key resolved)
+	 */
+	char **values;
+
+	/**
+	 * Number of settings
+	 */
+	int count;
+
+} group_cfg_t;
 
 /**
  * Destroy member state
@@ -499,7 +542,13 @@ static void respond(private_gikev2_gcks_listener_t *this, ike_sa_t *ike_sa,
 			DBG1(DBG_IKE, "gikev2: %s request of '%s' malformed: %s",
 				 name, identity, gikev2_last_error());
 		}
-		if (refused)
+		if (!response.len)
+		{	/* Figure 8: IDg and N(REGISTRATION_FAILED) */
+			DBG1(DBG_IKE, "gikev2: member '%s' of IKE_SA %s[%u] left its "
+				 "group with %s, removed from it", identity,
+				 ike_sa->get_name(ike_sa), id, name);
+		}
+		else if (refused)
 		{
 			DBG1(DBG_IKE, "gikev2: refusing member '%s' of IKE_SA %s[%u] "
 				 "with %N", identity, ike_sa->get_name(ike_sa), id,
@@ -834,6 +883,8 @@ METHOD(gikev2_gcks_listener_t, exclude, gikev2_error_t,
 	return err;
 }
 
+static void group_cfg_destroy(group_cfg_t *cfg);
+
 METHOD(gikev2_gcks_listener_t, destroy, void,
 	private_gikev2_gcks_listener_t *this)
 {
@@ -841,7 +892,9 @@ METHOD(gikev2_gcks_listener_t, destroy, void,
 						(exchange_constructor_t)registration_responder, this);
 	gikev2_timer_destroy(this->timer);
 	this->sas->destroy_function(this->sas, (void*)member_sa_destroy);
+	this->groups->destroy_function(this->groups, (void*)group_cfg_destroy);
 	this->mutex->destroy(this->mutex);
+	this->config->destroy(this->config);
 	gikev2_gcks_destroy(this->gcks);
 	if (this->fd >= 0)
 	{
@@ -855,14 +908,155 @@ METHOD(gikev2_gcks_listener_t, destroy, void,
 #endif
 
 /**
+ * Collect the settings of a group section, NULL if it has none
+ */
+static group_cfg_t *group_cfg_create(char *name)
+{
+	group_cfg_t *cfg;
+	char section[BUF_LEN];
+	int i;
+
+	INIT(cfg,
+		.name = strdup(name),
+	);
+	snprintf(section, sizeof(section), "%s.plugins.gikev2.groups.%s",
+			 lib->ns, name);
+	cfg->count = gikev2_settings_collect(section, NULL, &cfg->keys,
+										 &cfg->values);
+	gikev2_settings_resolve(cfg->keys, cfg->values, cfg->count, "rekey.key",
+							SWANCTLDIR "/private");
+	for (i = 0; i < cfg->count; i++)
+	{
+		if (streq(cfg->keys[i], "id"))
+		{
+			cfg->id = strdup(cfg->values[i]);
+		}
+	}
+	return cfg;
+}
+
+/**
+ * Check if two groups have the same settings, in any order
+ */
+static bool group_cfg_equals(group_cfg_t *a, group_cfg_t *b)
+{
+	int i, j;
+
+	if (a->count != b->count)
+	{
+		return FALSE;
+	}
+	for (i = 0; i < a->count; i++)
+	{
+		for (j = 0; j < b->count; j++)
+		{
+			if (streq(a->keys[i], b->keys[j]))
+			{
+				break;
+			}
+		}
+		if (j == b->count || !streq(a->values[i], b->values[j]))
+		{
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
+/**
+ * Find and remove the group of a section from a list
+ */
+static group_cfg_t *group_cfg_take(linked_list_t *list, char *name)
+{
+	enumerator_t *enumerator;
+	group_cfg_t *cfg, *found = NULL;
+
+	enumerator = list->create_enumerator(list);
+	while (enumerator->enumerate(enumerator, &cfg))
+	{
+		if (streq(cfg->name, name))
+		{
+			list->remove_at(list, enumerator);
+			found = cfg;
+			break;
+		}
+	}
+	enumerator->destroy(enumerator);
+	return found;
+}
+
+/**
+ * Start serving a group in a core GCKS, logging errors as
+ * "section: key: reason"
+ */
+static bool group_cfg_add(group_cfg_t *cfg, gikev2_gcks_t *gcks)
+{
+	if (gikev2_gcks_add_group(gcks, gikev2_now_ms(),
+							  (const char *const *)cfg->keys,
+							  (const char *const *)cfg->values,
+							  cfg->count) != GIKEV2_OK)
+	{
+		DBG1(DBG_CFG, "gikev2: %s.plugins.gikev2.groups.%s: %s", lib->ns,
+			 cfg->name, gikev2_last_error());
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/**
+ * Check a group's settings without touching the groups served: in a GCKS
+ * of its own, which reads the rekey.key file as serving it would
+ */
+static bool group_cfg_check(group_cfg_t *cfg)
+{
+	gikev2_gcks_t *scratch;
+	bool ok;
+
+	if (gikev2_gcks_new(&scratch) != GIKEV2_OK)
+	{
+		DBG1(DBG_CFG, "gikev2: creating GCKS failed: %s",
+			 gikev2_last_error());
+		return FALSE;
+	}
+	ok = group_cfg_add(cfg, scratch);
+	gikev2_gcks_destroy(scratch);
+	return ok;
+}
+
+/**
+ * Stop serving a group
+ */
+static void group_cfg_remove(private_gikev2_gcks_listener_t *this,
+							 group_cfg_t *cfg)
+{
+	if (cfg->id &&
+		gikev2_gcks_remove_group(this->gcks, cfg->id) != GIKEV2_OK)
+	{
+		DBG1(DBG_CFG, "gikev2: removing group '%s' failed: %s", cfg->name,
+			 gikev2_last_error());
+	}
+}
+
+/**
+ * Destroy the settings of a group
+ */
+static void group_cfg_destroy(group_cfg_t *cfg)
+{
+	gikev2_settings_free(cfg->keys, cfg->values, cfg->count);
+	free(cfg->name);
+	free(cfg->id);
+	free(cfg);
+}
+
+/**
  * Add the configured groups to the core, FALSE on errors; a relative
  * rekey.key is in swanctl's private key directory
  */
 static bool add_groups(private_gikev2_gcks_listener_t *this, int *count)
 {
 	enumerator_t *enumerator;
-	char *name, section[BUF_LEN], **keys, **values;
-	int n;
+	group_cfg_t *cfg;
+	char *name;
 	bool ok = TRUE;
 
 	*count = 0;
@@ -870,27 +1064,111 @@ static bool add_groups(private_gikev2_gcks_listener_t *this, int *count)
 										"%s.plugins.gikev2.groups", lib->ns);
 	while (enumerator->enumerate(enumerator, &name))
 	{
-		snprintf(section, sizeof(section), "%s.plugins.gikev2.groups.%s",
-				 lib->ns, name);
-		n = gikev2_settings_collect(section, NULL, &keys, &values);
-		gikev2_settings_resolve(keys, values, n, "rekey.key",
-								SWANCTLDIR "/private");
-		if (gikev2_gcks_add_group(this->gcks, gikev2_now_ms(),
-								  (const char *const *)keys,
-								  (const char *const *)values, n) != GIKEV2_OK)
+		cfg = group_cfg_create(name);
+		if (group_cfg_add(cfg, this->gcks))
 		{
-			DBG1(DBG_CFG, "gikev2: %s: %s", section, gikev2_last_error());
-			ok = FALSE;
+			DBG1(DBG_CFG, "gikev2: serving group '%s' as GCKS", name);
+			this->groups->insert_last(this->groups, cfg);
+			(*count)++;
 		}
 		else
 		{
-			DBG1(DBG_CFG, "gikev2: serving group '%s' as GCKS", name);
-			(*count)++;
+			group_cfg_destroy(cfg);
+			ok = FALSE;
 		}
-		gikev2_settings_free(keys, values, n);
 	}
 	enumerator->destroy(enumerator);
 	return ok;
+}
+
+METHOD(gikev2_gcks_listener_t, reload, int,
+	private_gikev2_gcks_listener_t *this)
+{
+	enumerator_t *enumerator;
+	linked_list_t *groups;
+	group_cfg_t *cfg, *old;
+	char *name;
+	int count = 0;
+
+	this->config->lock(this->config);
+	groups = linked_list_create();
+	enumerator = lib->settings->create_section_enumerator(lib->settings,
+										"%s.plugins.gikev2.groups", lib->ns);
+	while (enumerator->enumerate(enumerator, &name))
+	{
+		cfg = group_cfg_create(name);
+		old = group_cfg_take(this->groups, name);
+		if (old && group_cfg_equals(old, cfg))
+		{	/* unchanged: same keys, SAs and members */
+			group_cfg_destroy(cfg);
+			groups->insert_last(groups, old);
+			continue;
+		}
+		if (!group_cfg_check(cfg))
+		{
+			if (old)
+			{
+				DBG1(DBG_CFG, "gikev2: group '%s' keeps its previous "
+					 "configuration", name);
+				groups->insert_last(groups, old);
+			}
+			else
+			{
+				DBG1(DBG_CFG, "gikev2: group '%s' not served", name);
+			}
+			group_cfg_destroy(cfg);
+			continue;
+		}
+		if (old)
+		{
+			group_cfg_remove(this, old);
+		}
+		if (group_cfg_add(cfg, this->gcks))
+		{
+			if (old)
+			{
+				DBG1(DBG_CFG, "gikev2: group '%s' changed, serving it with "
+					 "new keys as GCKS: its members must register again",
+					 name);
+				group_cfg_destroy(old);
+			}
+			else
+			{
+				DBG1(DBG_CFG, "gikev2: serving group '%s' as GCKS", name);
+			}
+			groups->insert_last(groups, cfg);
+		}
+		else
+		{	/* e.g. an id served by another section */
+			group_cfg_destroy(cfg);
+			if (old && group_cfg_add(old, this->gcks))
+			{
+				DBG1(DBG_CFG, "gikev2: group '%s' keeps its previous "
+					 "configuration, with new keys: its members must "
+					 "register again", name);
+				groups->insert_last(groups, old);
+			}
+			else if (old)
+			{
+				group_cfg_destroy(old);
+			}
+		}
+	}
+	enumerator->destroy(enumerator);
+
+	while (this->groups->remove_first(this->groups, (void**)&old) == SUCCESS)
+	{
+		group_cfg_remove(this, old);
+		DBG1(DBG_CFG, "gikev2: group '%s' no longer configured, not served "
+			 "anymore: its members and keys are dropped", old->name);
+		group_cfg_destroy(old);
+	}
+	this->groups->destroy(this->groups);
+	this->groups = groups;
+	count = groups->get_count(groups);
+	this->config->unlock(this->config);
+	drain(this);
+	return count;
 }
 
 /*
@@ -912,10 +1190,13 @@ gikev2_gcks_listener_t *gikev2_gcks_listener_create(int *count)
 			.rekey = _rekey,
 			.exclude = _exclude,
 			.readmit = _readmit,
+			.reload = _reload,
 			.destroy = _destroy,
 		},
 		.sas = hashtable_create(hashtable_hash_ptr, hashtable_equals_ptr, 8),
 		.mutex = mutex_create(MUTEX_TYPE_DEFAULT),
+		.groups = linked_list_create(),
+		.config = mutex_create(MUTEX_TYPE_DEFAULT),
 		.fd = -1,
 	);
 	this->timer = gikev2_timer_create((gikev2_timer_cb_t)timeout, this);

@@ -84,6 +84,16 @@ struct gikev2_gcks_listener_t {
 							  char *member);
 
 	/**
+	 * Apply the groups of the reloaded settings: new groups are served,
+	 * removed ones dropped, changed ones replaced; a group whose new
+	 * settings are invalid keeps its previous configuration (logged).
+	 * Unchanged groups are untouched.
+	 *
+	 * @return				number of groups served
+	 */
+	int (*reload)(gikev2_gcks_listener_t *this);
+
+	/**
 	 * Destroy a gikev2_gcks_listener_t.
 	 */
 	void (*destroy)(gikev2_gcks_listener_t *this);

@@ -23,6 +23,7 @@
 #include <daemon.h>
 #include <collections/linked_list.h>
 #include <threading/mutex.h>
+#include <threading/rwlock.h>
 #include <processing/jobs/callback_job.h>
 #include <processing/jobs/initiate_tasks_job.h>
 #include <sa/exchange_manager.h>
@@ -163,7 +164,65 @@ typedef struct {
 	 */
 	mutex_t *mutex;
 
+	/**
+	 * Group ID (id setting), NULL if none
+	 */
+	char *group;
+
+	/**
+	 * Keys of the settings, to see what a reload changes
+	 */
+	char **keys;
+
+	/**
+	 * Values of the settings
+	 */
+	char **values;
+
+	/**
+	 * Number of settings
+	 */
+	int count;
+
+	/**
+	 * TRUE once removed: its SAs are gone and actions are dropped
+	 */
+	bool dead;
+
+	/**
+	 * TRUE once a removed membership's leave is queued on an IKE_SA
+	 */
+	bool leave_queued;
+
+	/**
+	 * TRUE once the GCKS acknowledged the leave (or none is possible)
+	 */
+	bool left;
+
+	/**
+	 * References: the listener's lists, jobs, tasks, watched sockets
+	 */
+	refcount_t ref;
+
 } membership_t;
+
+/**
+ * A socket to close from a job, with a reference to its membership, whose
+ * watcher callback it may still call
+ */
+typedef struct {
+
+	/**
+	 * Membership
+	 */
+	membership_t *m;
+
+	/**
+	 * Socket
+	 */
+	void *s;
+
+} socket_job_t;
 
 /**
  * Private data of a gikev2_gm_listener_t object.
@@ -176,18 +235,90 @@ struct private_gikev2_gm_listener_t {
 	gikev2_gm_listener_t public;
 
 	/**
-	 * Memberships, membership_t
+	 * Memberships, membership_t (a reference each)
 	 */
 	linked_list_t *memberships;
+
+	/**
+	 * Removed memberships still to leave their groups, membership_t (a
+	 * reference each)
+	 */
+	linked_list_t *leaving;
+
+	/**
+	 * Lock for the lists
+	 */
+	rwlock_t *lock;
+
+	/**
+	 * Lock serializing reloads
+	 */
+	mutex_t *config;
+
+	/**
+	 * Connection returned by the last register_membership()
+	 */
+	char *registered;
 };
 
+static void membership_free(membership_t *m);
+
 /**
- * Find the membership of an IKE_SA's connection
+ * Get a reference to a membership
  */
-static membership_t *find(private_gikev2_gm_listener_t *this, ike_sa_t *ike_sa)
+static membership_t *membership_get(membership_t *m)
+{
+	ref_get(&m->ref);
+	return m;
+}
+
+/**
+ * Drop a reference to a membership, freeing it with the last
+ */
+static void membership_put(membership_t *m)
+{
+	if (ref_put(&m->ref))
+	{
+		membership_free(m);
+	}
+}
+
+/**
+ * Find the membership of a connection in a list, lock must be held
+ */
+static membership_t *find_in(linked_list_t *list, char *conn, bool leaving)
 {
 	enumerator_t *enumerator;
 	membership_t *m, *found = NULL;
+
+	enumerator = list->create_enumerator(list);
+	while (enumerator->enumerate(enumerator, &m))
+	{
+		if (streq(m->conn, conn))
+		{
+			m->mutex->lock(m->mutex);
+			if (!leaving || (!m->leave_queued && !m->left))
+			{
+				found = m;
+			}
+			m->mutex->unlock(m->mutex);
+			if (found)
+			{
+				break;
+			}
+		}
+	}
+	enumerator->destroy(enumerator);
+	return found;
+}
+
+/**
+ * Find the membership of an IKE_SA's connection, or a removed one still
+ * to leave its group: a reference the caller must put
+ */
+static membership_t *find(private_gikev2_gm_listener_t *this, ike_sa_t *ike_sa)
+{
+	membership_t *found;
 	peer_cfg_t *peer_cfg;
 
 	peer_cfg = ike_sa->get_peer_cfg(ike_sa);
@@ -195,16 +326,17 @@ static membership_t *find(private_gikev2_gm_listener_t *this, ike_sa_t *ike_sa)
 	{
 		return NULL;
 	}
-	enumerator = this->memberships->create_enumerator(this->memberships);
-	while (enumerator->enumerate(enumerator, &m))
+	this->lock->read_lock(this->lock);
+	found = find_in(this->memberships, peer_cfg->get_name(peer_cfg), FALSE);
+	if (!found)
 	{
-		if (streq(m->conn, peer_cfg->get_name(peer_cfg)))
-		{
-			found = m;
-			break;
-		}
+		found = find_in(this->leaving, peer_cfg->get_name(peer_cfg), TRUE);
 	}
-	enumerator->destroy(enumerator);
+	if (found)
+	{
+		membership_get(found);
+	}
+	this->lock->unlock(this->lock);
 	return found;
 }
 
@@ -709,10 +841,24 @@ static void socket_destroy(rekey_socket_t *s)
  * membership locked: watcher_t.remove() waits for a running callback, and
  * that callback may be the caller or wait for the membership's lock
  */
-static job_requeue_t socket_destroy_job(rekey_socket_t *s)
+static job_requeue_t socket_destroy_job(socket_job_t *job)
 {
-	socket_destroy(s);
+	socket_destroy(job->s);
+	job->s = NULL;
 	return JOB_REQUEUE_NONE;
+}
+
+/**
+ * Cleanup of a socket job
+ */
+static void socket_job_destroy(socket_job_t *job)
+{
+	if (job->s)
+	{	/* job not run, e.g. on shutdown */
+		socket_destroy(job->s);
+	}
+	membership_put(job->m);
+	free(job);
 }
 
 /**
@@ -722,6 +868,7 @@ static void stop_rekey(membership_t *m, gikev2_gm_action_t *a)
 {
 	enumerator_t *enumerator;
 	rekey_socket_t *s;
+	socket_job_t *job;
 
 	enumerator = m->sockets->create_enumerator(m->sockets);
 	while (enumerator->enumerate(enumerator, &s))
@@ -729,9 +876,14 @@ static void stop_rekey(membership_t *m, gikev2_gm_action_t *a)
 		if (memeq(s->spi, a->rekey_spi, sizeof(s->spi)))
 		{
 			m->sockets->remove_at(m->sockets, enumerator);
+			INIT(job,
+				.m = membership_get(m),
+				.s = s,
+			);
 			lib->processor->queue_job(lib->processor, (job_t*)
 					callback_job_create((callback_job_cb_t)socket_destroy_job,
-										s, NULL, NULL));
+								job, (callback_job_cleanup_t)socket_job_destroy,
+								NULL));
 		}
 	}
 	enumerator->destroy(enumerator);
@@ -785,6 +937,10 @@ static void drain(membership_t *m)
 		{
 			break;
 		}
+		if (m->dead)
+		{	/* removed: its SAs and sockets are gone, install nothing */
+			action.kind = GIKEV2_GM_ACTION_NONE;
+		}
 		switch (action.kind)
 		{
 			case GIKEV2_GM_ACTION_INSTALL:
@@ -813,11 +969,12 @@ static void drain(membership_t *m)
 		memwipe(encr, sizeof(encr));
 		memwipe(integ, sizeof(integ));
 	}
-	m->mutex->unlock(m->mutex);
-	if (gikev2_gm_poll_timeout(m->gm, &has, &deadline) == GIKEV2_OK && has)
+	if (!m->dead && m->timer &&
+		gikev2_gm_poll_timeout(m->gm, &has, &deadline) == GIKEV2_OK && has)
 	{
 		gikev2_timer_arm(m->timer, deadline);
 	}
+	m->mutex->unlock(m->mutex);
 }
 
 /**
@@ -834,11 +991,29 @@ static job_requeue_t drain_job(membership_t *m)
  */
 static void timeout(membership_t *m)
 {
-	if (gikev2_gm_handle_timeout(m->gm, gikev2_now_ms()) != GIKEV2_OK)
+	m->mutex->lock(m->mutex);
+	if (!m->dead)
 	{
-		DBG1(DBG_IKE, "gikev2: GM timeout failed: %s", gikev2_last_error());
+		if (gikev2_gm_handle_timeout(m->gm, gikev2_now_ms()) != GIKEV2_OK)
+		{
+			DBG1(DBG_IKE, "gikev2: GM timeout failed: %s",
+				 gikev2_last_error());
+		}
+		drain(m);
 	}
-	drain(m);
+	m->mutex->unlock(m->mutex);
+}
+
+/**
+ * Queue a job performing the actions of a membership
+ */
+static void queue_drain(membership_t *m)
+{
+	lib->processor->queue_job(lib->processor, (job_t*)
+				callback_job_create((callback_job_cb_t)drain_job,
+									membership_get(m),
+									(callback_job_cleanup_t)membership_put,
+									NULL));
 }
 
 /**
@@ -950,6 +1125,7 @@ METHOD(task_t, inband_migrate, void,
 METHOD(task_t, inband_destroy, void,
 	inband_task_t *this)
 {
+	membership_put(this->m);
 	free(this);
 }
 
@@ -978,6 +1154,7 @@ static task_t *inband_responder(private_gikev2_gm_listener_t *this,
 		.m = m,
 		.ike_sa = ike_sa,
 	);
+	/* the reference from find() */
 	return &task->task;
 }
 
@@ -1070,8 +1247,7 @@ METHOD(task_t, registration_process_i, status_t,
 	chunk_free(&records);
 	chunk_clear(&sk_d);
 	/* install outside of the task, which holds the IKE_SA */
-	lib->processor->queue_job(lib->processor, (job_t*)
-				callback_job_create((callback_job_cb_t)drain_job, m, NULL, NULL));
+	queue_drain(m);
 	return SUCCESS;
 }
 
@@ -1090,6 +1266,7 @@ METHOD(task_t, registration_migrate, void,
 METHOD(task_t, registration_destroy, void,
 	registration_task_t *this)
 {
+	membership_put(this->m);
 	free(this);
 }
 
@@ -1108,7 +1285,7 @@ static void queue_registration(membership_t *m, ike_sa_t *ike_sa)
 			.migrate = _registration_migrate,
 			.destroy = _registration_destroy,
 		},
-		.m = m,
+		.m = membership_get(m),
 		.ike_sa = ike_sa,
 	);
 	ike_sa->queue_task(ike_sa, &task->task);
@@ -1128,6 +1305,7 @@ static void register_others(private_gikev2_gm_listener_t *this,
 	u_int id = ike_sa->get_unique_id(ike_sa);
 	host_t *me = ike_sa->get_my_host(ike_sa);
 
+	this->lock->read_lock(this->lock);
 	enumerator = this->memberships->create_enumerator(this->memberships);
 	while (enumerator->enumerate(enumerator, &m))
 	{
@@ -1143,6 +1321,156 @@ static void register_others(private_gikev2_gm_listener_t *this,
 		queue_registration(m, ike_sa);
 	}
 	enumerator->destroy(enumerator);
+	this->lock->unlock(this->lock);
+}
+
+/**
+ * GSA_REGISTRATION initiator task of a removed membership leaving its
+ * group (RFC 9838, Figure 8: IDg and N(REGISTRATION_FAILED))
+ */
+typedef struct {
+
+	/**
+	 * Implements task_t
+	 */
+	task_t task;
+
+	/**
+	 * Membership
+	 */
+	membership_t *m;
+
+	/**
+	 * IKE_SA the task runs on
+	 */
+	ike_sa_t *ike_sa;
+
+} leave_task_t;
+
+METHOD(task_t, leave_build_i, status_t,
+	leave_task_t *this, message_t *message)
+{
+	uint8_t buf[1024];
+	size_t len = sizeof(buf);
+
+	message->set_exchange_type(message, GSA_REGISTRATION);
+	if (gikev2_gm_leave_payloads(this->m->gm, REGISTRATION_FAILED, buf,
+								 &len) != GIKEV2_OK)
+	{
+		DBG1(DBG_IKE, "gikev2: building leave payloads failed: %s",
+			 gikev2_last_error());
+		return FAILED;
+	}
+	gikev2_records_to_message(message, chunk_create(buf, len));
+	DBG1(DBG_IKE, "gikev2: removed membership '%s' leaves group '%s' in "
+		 "GSA_REGISTRATION on IKE_SA %s[%u]", this->m->name,
+		 this->m->group ?: "", this->ike_sa->get_name(this->ike_sa),
+		 this->ike_sa->get_unique_id(this->ike_sa));
+	return NEED_MORE;
+}
+
+METHOD(task_t, leave_process_i, status_t,
+	leave_task_t *this, message_t *message)
+{
+	chunk_t records;
+	uint16_t error;
+
+	records = gikev2_records_from_message(message, FALSE);
+	error = gikev2_records_error(records);
+	chunk_free(&records);
+	if (error)
+	{
+		DBG1(DBG_IKE, "gikev2: GCKS answered the leave of membership '%s' "
+			 "with %N", this->m->name, notify_type_names, error);
+	}
+	else
+	{
+		DBG1(DBG_IKE, "gikev2: removed membership '%s' left group '%s'",
+			 this->m->name, this->m->group ?: "");
+	}
+	this->m->mutex->lock(this->m->mutex);
+	this->m->left = TRUE;
+	this->m->mutex->unlock(this->m->mutex);
+	return SUCCESS;
+}
+
+METHOD(task_t, leave_get_type, task_type_t,
+	leave_task_t *this)
+{
+	return TASK_PLUGIN_EXCHANGE;
+}
+
+METHOD(task_t, leave_migrate, void,
+	leave_task_t *this, ike_sa_t *ike_sa)
+{
+	this->ike_sa = ike_sa;
+}
+
+METHOD(task_t, leave_destroy, void,
+	leave_task_t *this)
+{
+	membership_put(this->m);
+	free(this);
+}
+
+/**
+ * Queue the leave of a removed membership on an IKE_SA and initiate it
+ */
+static void queue_leave(membership_t *m, ike_sa_t *ike_sa)
+{
+	leave_task_t *task;
+
+	INIT(task,
+		.task = {
+			.build = _leave_build_i,
+			.process = _leave_process_i,
+			.get_type = _leave_get_type,
+			.migrate = _leave_migrate,
+			.destroy = _leave_destroy,
+		},
+		.m = membership_get(m),
+		.ike_sa = ike_sa,
+	);
+	ike_sa->queue_task(ike_sa, &task->task);
+	lib->processor->queue_job(lib->processor, (job_t*)
+					initiate_tasks_job_create(ike_sa->get_id(ike_sa)));
+}
+
+/**
+ * Queue the leaves of the removed memberships of an IKE_SA's connection
+ */
+static void queue_leaves(private_gikev2_gm_listener_t *this,
+						 ike_sa_t *ike_sa)
+{
+	enumerator_t *enumerator;
+	membership_t *m;
+	peer_cfg_t *peer_cfg;
+	bool queue;
+
+	peer_cfg = ike_sa->get_peer_cfg(ike_sa);
+	if (!peer_cfg)
+	{
+		return;
+	}
+	this->lock->read_lock(this->lock);
+	enumerator = this->leaving->create_enumerator(this->leaving);
+	while (enumerator->enumerate(enumerator, &m))
+	{
+		if (!streq(m->conn, peer_cfg->get_name(peer_cfg)))
+		{
+			continue;
+		}
+		m->mutex->lock(m->mutex);
+		queue = !m->leave_queued && !m->left;
+		m->leave_queued = TRUE;
+		m->mutex->unlock(m->mutex);
+		if (queue)
+		{
+			queue_leave(m, ike_sa);
+		}
+	}
+	enumerator->destroy(enumerator);
+	this->lock->unlock(this->lock);
 }
 
 METHOD(listener_t, message_hook, bool,
@@ -1195,6 +1523,7 @@ METHOD(listener_t, message_hook, bool,
 		m->ike_id = ike_sa->get_unique_id(ike_sa);
 		m->mutex->unlock(m->mutex);
 	}
+	membership_put(m);
 	return TRUE;
 }
 
@@ -1216,6 +1545,7 @@ METHOD(listener_t, ike_derived_keys, bool,
 	{
 		return TRUE;
 	}
+	this->lock->read_lock(this->lock);
 	enumerator = this->memberships->create_enumerator(this->memberships);
 	while (enumerator->enumerate(enumerator, &m))
 	{	/* every membership of the connection may register on it */
@@ -1228,6 +1558,7 @@ METHOD(listener_t, ike_derived_keys, bool,
 		}
 	}
 	enumerator->destroy(enumerator);
+	this->lock->unlock(this->lock);
 	return TRUE;
 }
 
@@ -1252,6 +1583,8 @@ METHOD(listener_t, ike_updown, bool,
 	}
 	if (!up)
 	{	/* multicast members keep their SAs, but SK_d is gone */
+		membership_put(m);
+		this->lock->read_lock(this->lock);
 		enumerator = this->memberships->create_enumerator(this->memberships);
 		while (enumerator->enumerate(enumerator, &m))
 		{
@@ -1263,9 +1596,19 @@ METHOD(listener_t, ike_updown, bool,
 			m->mutex->unlock(m->mutex);
 		}
 		enumerator->destroy(enumerator);
+		this->lock->unlock(this->lock);
 		return TRUE;
 	}
 	m->mutex->lock(m->mutex);
+	if (m->dead)
+	{	/* registered only to leave: nothing to install */
+		chunk_free(&m->response);
+		m->refused = 0;
+		m->mutex->unlock(m->mutex);
+		queue_leaves(this, ike_sa);
+		membership_put(m);
+		return TRUE;
+	}
 	if (m->ike_id == ike_sa->get_unique_id(ike_sa) && m->refused)
 	{
 		m->refused = 0;
@@ -1274,6 +1617,7 @@ METHOD(listener_t, ike_updown, bool,
 			 "'%s'", ike_sa->get_name(ike_sa), ike_sa->get_unique_id(ike_sa),
 			 m->name);
 		gikev2_close_ike_sa(ike_sa->get_unique_id(ike_sa), 0);
+		membership_put(m);
 		return TRUE;
 	}
 	if (m->ike_id != ike_sa->get_unique_id(ike_sa) || !m->response.len)
@@ -1282,6 +1626,8 @@ METHOD(listener_t, ike_updown, bool,
 		DBG1(DBG_IKE, "gikev2: IKE_SA %s[%u] up without GSA_AUTH response "
 			 "for membership '%s'", ike_sa->get_name(ike_sa),
 			 ike_sa->get_unique_id(ike_sa), m->name);
+		queue_leaves(this, ike_sa);
+		membership_put(m);
 		return TRUE;
 	}
 	response = m->response;
@@ -1323,30 +1669,79 @@ METHOD(listener_t, ike_updown, bool,
 	/* install outside of the listener, which holds the IKE_SA: further
 	 * memberships' GSA_REGISTRATION must reach the GCKS before it closes
 	 * the IKE_SA */
-	lib->processor->queue_job(lib->processor, (job_t*)
-				callback_job_create((callback_job_cb_t)drain_job, m, NULL, NULL));
+	queue_drain(m);
+	queue_leaves(this, ike_sa);
+	membership_put(m);
 	return TRUE;
 }
 
 /**
- * Destroy a membership, removing its SAs from the kernel
+ * Stop a membership: remove its SAs and policies from the kernel, close
+ * its sockets and stop its timer; jobs and tasks still referencing it do
+ * nothing more. Never with the membership locked or from its callbacks.
  */
-static void membership_destroy(membership_t *m)
+static void membership_shutdown(membership_t *m)
 {
-	if (m->timer)
+	linked_list_t *sockets, *sas;
+	gikev2_timer_t *timer;
+
+	m->mutex->lock(m->mutex);
+	m->dead = TRUE;
+	timer = m->timer;
+	m->timer = NULL;
+	sockets = m->sockets;
+	m->sockets = linked_list_create();
+	sas = m->sas;
+	m->sas = linked_list_create();
+	m->mutex->unlock(m->mutex);
+
+	if (timer)
 	{
-		gikev2_timer_destroy(m->timer);
+		gikev2_timer_destroy(timer);
 	}
-	m->sockets->destroy_function(m->sockets, (void*)socket_destroy);
-	m->sas->destroy_function(m->sas, (void*)uninstall);
+	/* waits for a running watcher callback of each */
+	sockets->destroy_function(sockets, (void*)socket_destroy);
+	sas->destroy_function(sas, (void*)uninstall);
+}
+
+/**
+ * Free a membership once the last reference is gone
+ */
+static void membership_free(membership_t *m)
+{
+	membership_shutdown(m);
+	m->sockets->destroy(m->sockets);
+	m->sas->destroy(m->sas);
 	gikev2_gm_destroy(m->gm);
 	DESTROY_IF(m->local);
 	chunk_clear(&m->sk_d);
 	chunk_free(&m->response);
 	m->mutex->destroy(m->mutex);
+	gikev2_settings_free(m->keys, m->values, m->count);
+	free(m->group);
 	free(m->name);
 	free(m->conn);
 	free(m);
+}
+
+/**
+ * Do nothing (job)
+ */
+static job_requeue_t nothing_job(void *data)
+{
+	return JOB_REQUEUE_NONE;
+}
+
+/**
+ * Drop the listener's reference of a removed membership a little later:
+ * a timer job checks that the timer is alive before calling back
+ */
+static void membership_put_later(membership_t *m)
+{
+	lib->scheduler->schedule_job_ms(lib->scheduler, (job_t*)
+				callback_job_create(nothing_job, m,
+									(callback_job_cleanup_t)membership_put,
+									NULL), 2000);
 }
 
 /**
@@ -1425,9 +1820,11 @@ METHOD(gikev2_gm_listener_t, create_status_enumerator, enumerator_t*,
 	status_data_t *data;
 
 	INIT(data);
-	return enumerator_create_filter(
+	this->lock->read_lock(this->lock);
+	return enumerator_create_cleaner(enumerator_create_filter(
 						this->memberships->create_enumerator(this->memberships),
-						status_filter, data, (void*)status_data_destroy);
+						status_filter, data, (void*)status_data_destroy),
+						(void*)this->lock->unlock, this->lock);
 }
 
 METHOD(gikev2_gm_listener_t, register_membership, char*,
@@ -1437,12 +1834,11 @@ METHOD(gikev2_gm_listener_t, register_membership, char*,
 	membership_t *m, *found = NULL;
 	char *id;
 
+	this->lock->read_lock(this->lock);
 	enumerator = this->memberships->create_enumerator(this->memberships);
 	while (enumerator->enumerate(enumerator, &m))
 	{
-		id = lib->settings->get_str(lib->settings,
-							"%s.plugins.gikev2.memberships.%s.id", NULL,
-							lib->ns, m->name);
+		id = m->group;
 		if (streq(m->name, name) || (!found && id && streq(id, name)))
 		{
 			found = m;
@@ -1455,12 +1851,17 @@ METHOD(gikev2_gm_listener_t, register_membership, char*,
 	enumerator->destroy(enumerator);
 	if (!found)
 	{
+		this->lock->unlock(this->lock);
 		return NULL;
 	}
 	lib->processor->queue_job(lib->processor, (job_t*)
 						callback_job_create((callback_job_cb_t)reregister_job,
 											strdup(found->conn), free, NULL));
-	return found->conn;
+	/* kept until the listener goes: a reload may remove the membership */
+	free(this->registered);
+	this->registered = strdup(found->conn);
+	this->lock->unlock(this->lock);
+	return this->registered;
 }
 
 METHOD(gikev2_gm_listener_t, destroy, void,
@@ -1469,8 +1870,89 @@ METHOD(gikev2_gm_listener_t, destroy, void,
 	charon->exchanges->remove_exchange(charon->exchanges,
 							(exchange_constructor_t)inband_responder, this);
 	this->memberships->destroy_function(this->memberships,
-										(void*)membership_destroy);
+										(void*)membership_put);
+	this->leaving->destroy_function(this->leaving, (void*)membership_put);
+	this->lock->destroy(this->lock);
+	this->config->destroy(this->config);
+	free(this->registered);
 	free(this);
+}
+
+/**
+ * Create a membership from its section, NULL on errors (logged as
+ * "section: key: reason")
+ */
+static membership_t *membership_create(char *name)
+{
+	membership_t *m;
+	char *conn, section[BUF_LEN];
+	int i;
+
+	snprintf(section, sizeof(section), "%s.plugins.gikev2.memberships.%s",
+			 lib->ns, name);
+	conn = lib->settings->get_str(lib->settings,
+							"%s.plugins.gikev2.memberships.%s.connection", NULL,
+							lib->ns, name);
+	if (!conn)
+	{
+		DBG1(DBG_CFG, "gikev2: %s: connection: missing", section);
+		return NULL;
+	}
+	INIT(m,
+		.name = strdup(name),
+		.conn = strdup(conn),
+		.sas = linked_list_create(),
+		.sockets = linked_list_create(),
+		.mutex = mutex_create(MUTEX_TYPE_RECURSIVE),
+		.ref = 1,
+	);
+	m->count = gikev2_settings_collect(section, "connection", &m->keys,
+									   &m->values);
+	for (i = 0; i < m->count; i++)
+	{
+		if (streq(m->keys[i], "id"))
+		{
+			m->group = strdup(m->values[i]);
+		}
+	}
+	if (gikev2_gm_new((const char *const *)m->keys,
+					  (const char *const *)m->values, m->count,
+					  &m->gm) != GIKEV2_OK)
+	{
+		DBG1(DBG_CFG, "gikev2: %s: %s", section, gikev2_last_error());
+		membership_put(m);
+		return NULL;
+	}
+	m->timer = gikev2_timer_create((gikev2_timer_cb_t)timeout, m);
+	return m;
+}
+
+/**
+ * Check if two memberships have the same settings, in any order
+ */
+static bool membership_equals(membership_t *a, membership_t *b)
+{
+	int i, j;
+
+	if (!streq(a->conn, b->conn) || a->count != b->count)
+	{
+		return FALSE;
+	}
+	for (i = 0; i < a->count; i++)
+	{
+		for (j = 0; j < b->count; j++)
+		{
+			if (streq(a->keys[i], b->keys[j]))
+			{
+				break;
+			}
+		}
+		if (j == b->count || !streq(a->values[i], b->values[j]))
+		{
+			return FALSE;
+		}
+	}
+	return TRUE;
 }
 
 /**
@@ -1480,8 +1962,7 @@ static bool add_memberships(private_gikev2_gm_listener_t *this, int *count)
 {
 	enumerator_t *enumerator;
 	membership_t *m;
-	char *name, *conn, section[BUF_LEN], **keys, **values;
-	int n;
+	char *name;
 	bool ok = TRUE;
 
 	*count = 0;
@@ -1489,44 +1970,319 @@ static bool add_memberships(private_gikev2_gm_listener_t *this, int *count)
 									"%s.plugins.gikev2.memberships", lib->ns);
 	while (enumerator->enumerate(enumerator, &name))
 	{
-		snprintf(section, sizeof(section), "%s.plugins.gikev2.memberships.%s",
-				 lib->ns, name);
-		conn = lib->settings->get_str(lib->settings,
-							"%s.plugins.gikev2.memberships.%s.connection", NULL,
-							lib->ns, name);
-		if (!conn)
+		m = membership_create(name);
+		if (!m)
 		{
-			DBG1(DBG_CFG, "gikev2: %s: connection: missing", section);
 			ok = FALSE;
 			continue;
 		}
-		INIT(m,
-			.name = strdup(name),
-			.conn = strdup(conn),
-			.sas = linked_list_create(),
-			.sockets = linked_list_create(),
-			.mutex = mutex_create(MUTEX_TYPE_RECURSIVE),
-		);
-		n = gikev2_settings_collect(section, "connection", &keys, &values);
-		if (gikev2_gm_new((const char *const *)keys,
-						  (const char *const *)values, n, &m->gm) != GIKEV2_OK)
-		{
-			DBG1(DBG_CFG, "gikev2: %s: %s", section, gikev2_last_error());
-			membership_destroy(m);
-			ok = FALSE;
-		}
-		else
-		{
-			m->timer = gikev2_timer_create((gikev2_timer_cb_t)timeout, m);
-			this->memberships->insert_last(this->memberships, m);
-			DBG1(DBG_CFG, "gikev2: membership '%s' registers with connection "
-				 "'%s'", name, conn);
-			(*count)++;
-		}
-		gikev2_settings_free(keys, values, n);
+		this->memberships->insert_last(this->memberships, m);
+		DBG1(DBG_CFG, "gikev2: membership '%s' registers with connection "
+			 "'%s'", name, m->conn);
+		(*count)++;
 	}
 	enumerator->destroy(enumerator);
 	return ok;
+}
+
+/**
+ * Find and remove a membership from a list by its section name
+ */
+static membership_t *take(linked_list_t *list, char *name)
+{
+	enumerator_t *enumerator;
+	membership_t *m, *found = NULL;
+
+	enumerator = list->create_enumerator(list);
+	while (enumerator->enumerate(enumerator, &m))
+	{
+		if (streq(m->name, name))
+		{
+			list->remove_at(list, enumerator);
+			found = m;
+			break;
+		}
+	}
+	enumerator->destroy(enumerator);
+	return found;
+}
+
+/**
+ * Find a membership of a group in a list, lock must be held
+ */
+static bool has_group(linked_list_t *list, char *group)
+{
+	enumerator_t *enumerator;
+	membership_t *m;
+	bool found = FALSE;
+
+	enumerator = list->create_enumerator(list);
+	while (enumerator->enumerate(enumerator, &m))
+	{
+		if (m->group && group && streq(m->group, group))
+		{
+			found = TRUE;
+			break;
+		}
+	}
+	enumerator->destroy(enumerator);
+	return found;
+}
+
+/**
+ * Unique ID of an established IKE_SA this charon initiated for a
+ * connection, 0 if none
+ */
+static u_int established(char *conn)
+{
+	enumerator_t *enumerator;
+	ike_sa_t *ike_sa;
+	u_int id = 0;
+
+	enumerator = charon->ike_sa_manager->create_enumerator(
+												charon->ike_sa_manager, TRUE);
+	while (enumerator->enumerate(enumerator, &ike_sa))
+	{
+		if (ike_sa->get_state(ike_sa) == IKE_ESTABLISHED &&
+			ike_sa->has_condition(ike_sa, COND_ORIGINAL_INITIATOR) &&
+			streq(ike_sa->get_name(ike_sa), conn))
+		{
+			id = ike_sa->get_unique_id(ike_sa);
+			break;
+		}
+	}
+	enumerator->destroy(enumerator);
+	return id;
+}
+
+/**
+ * Let a removed membership leave its group on an established IKE_SA of
+ * its connection, or on one initiated for it (then queue_leaves())
+ */
+static void leave(membership_t *m)
+{
+	ike_sa_t *ike_sa = NULL;
+	peer_cfg_t *peer_cfg;
+	u_int id;
+
+	id = established(m->conn);
+	if (id)
+	{
+		ike_sa = charon->ike_sa_manager->checkout_by_id(
+												charon->ike_sa_manager, id);
+	}
+	if (ike_sa)
+	{
+		m->mutex->lock(m->mutex);
+		m->leave_queued = TRUE;
+		m->mutex->unlock(m->mutex);
+		queue_leave(m, ike_sa);
+		charon->ike_sa_manager->checkin(charon->ike_sa_manager, ike_sa);
+		return;
+	}
+	peer_cfg = charon->backends->get_peer_cfg_by_name(charon->backends,
+													  m->conn);
+	if (!peer_cfg)
+	{
+		DBG1(DBG_CFG, "gikev2: no IKE_SA for removed membership '%s' to leave "
+			 "group '%s' (connection '%s' not found), its SAs are removed",
+			 m->name, m->group ?: "", m->conn);
+		m->mutex->lock(m->mutex);
+		m->left = TRUE;
+		m->mutex->unlock(m->mutex);
+		return;
+	}
+	DBG1(DBG_CFG, "gikev2: initiating connection '%s' for removed "
+		 "membership '%s' to leave group '%s'", m->conn, m->name,
+		 m->group ?: "");
+	peer_cfg->destroy(peer_cfg);
+	lib->processor->queue_job(lib->processor, (job_t*)
+						callback_job_create((callback_job_cb_t)reregister_job,
+											strdup(m->conn), free, NULL));
+}
+
+/**
+ * Register a new or changed membership on an established IKE_SA of its
+ * connection with GSA_REGISTRATION, if one has SK_d for it; otherwise a
+ * changed one initiates its connection
+ */
+static void register_now(private_gikev2_gm_listener_t *this, membership_t *m,
+						 bool changed)
+{
+	enumerator_t *enumerator;
+	membership_t *other;
+	ike_sa_t *ike_sa = NULL;
+	chunk_t sk_d = chunk_empty;
+	u_int id;
+
+	id = established(m->conn);
+	if (id)
+	{
+		this->lock->read_lock(this->lock);
+		enumerator = this->memberships->create_enumerator(this->memberships);
+		while (enumerator->enumerate(enumerator, &other))
+		{
+			other->mutex->lock(other->mutex);
+			if (other != m && other->ike_id == id && other->sk_d.len &&
+				!sk_d.len)
+			{
+				sk_d = chunk_clone(other->sk_d);
+			}
+			other->mutex->unlock(other->mutex);
+		}
+		enumerator->destroy(enumerator);
+		this->lock->unlock(this->lock);
+	}
+	if (sk_d.len)
+	{
+		ike_sa = charon->ike_sa_manager->checkout_by_id(
+												charon->ike_sa_manager, id);
+	}
+	if (ike_sa)
+	{
+		m->mutex->lock(m->mutex);
+		m->ike_id = id;
+		chunk_clear(&m->sk_d);
+		m->sk_d = sk_d;
+		DESTROY_IF(m->local);
+		m->local = ike_sa->get_my_host(ike_sa)->clone(
+											ike_sa->get_my_host(ike_sa));
+		m->mutex->unlock(m->mutex);
+		queue_registration(m, ike_sa);
+		charon->ike_sa_manager->checkin(charon->ike_sa_manager, ike_sa);
+		return;
+	}
+	chunk_clear(&sk_d);
+	if (changed)
+	{
+		DBG1(DBG_CFG, "gikev2: membership '%s' changed, registers again with "
+			 "connection '%s'", m->name, m->conn);
+		lib->processor->queue_job(lib->processor, (job_t*)
+						callback_job_create((callback_job_cb_t)reregister_job,
+											strdup(m->conn), free, NULL));
+	}
+}
+
+METHOD(gikev2_gm_listener_t, reload, int,
+	private_gikev2_gm_listener_t *this)
+{
+	enumerator_t *enumerator;
+	linked_list_t *memberships, *removed, *added, *changed;
+	membership_t *m, *old;
+	char *name;
+	int count;
+
+	this->config->lock(this->config);
+	memberships = linked_list_create();
+	removed = linked_list_create();
+	added = linked_list_create();
+	changed = linked_list_create();
+
+	this->lock->write_lock(this->lock);
+	enumerator = lib->settings->create_section_enumerator(lib->settings,
+									"%s.plugins.gikev2.memberships", lib->ns);
+	while (enumerator->enumerate(enumerator, &name))
+	{
+		old = take(this->memberships, name);
+		m = membership_create(name);
+		if (!m)
+		{
+			if (old)
+			{
+				DBG1(DBG_CFG, "gikev2: membership '%s' keeps its previous "
+					 "configuration", name);
+				memberships->insert_last(memberships, old);
+			}
+			continue;
+		}
+		if (old && membership_equals(old, m))
+		{	/* unchanged: keeps its SAs */
+			membership_put(m);
+			memberships->insert_last(memberships, old);
+			continue;
+		}
+		memberships->insert_last(memberships, m);
+		if (old)
+		{
+			DBG1(DBG_CFG, "gikev2: membership '%s' changed, replaced: it "
+				 "registers with connection '%s' again", name, m->conn);
+			removed->insert_last(removed, old);
+			changed->insert_last(changed, m);
+		}
+		else
+		{
+			DBG1(DBG_CFG, "gikev2: membership '%s' registers with connection "
+				 "'%s'", name, m->conn);
+			added->insert_last(added, m);
+		}
+	}
+	enumerator->destroy(enumerator);
+	while (this->memberships->remove_first(this->memberships,
+										   (void**)&old) == SUCCESS)
+	{
+		DBG1(DBG_CFG, "gikev2: membership '%s' no longer configured, leaving "
+			 "group '%s'", old->name, old->group ?: "");
+		removed->insert_last(removed, old);
+	}
+	this->memberships->destroy(this->memberships);
+	this->memberships = memberships;
+	count = memberships->get_count(memberships);
+
+	/* forget leaves done, and those of groups joined again */
+	enumerator = this->leaving->create_enumerator(this->leaving);
+	while (enumerator->enumerate(enumerator, &old))
+	{
+		old->mutex->lock(old->mutex);
+		if (old->left || has_group(memberships, old->group))
+		{
+			old->left = TRUE;
+			this->leaving->remove_at(this->leaving, enumerator);
+			membership_put_later(old);
+		}
+		old->mutex->unlock(old->mutex);
+	}
+	enumerator->destroy(enumerator);
+	/* removed memberships leave unless their group is still joined (a
+	 * changed one registers again instead, replacing its old record) */
+	enumerator = removed->create_enumerator(removed);
+	while (enumerator->enumerate(enumerator, &old))
+	{
+		if (!has_group(memberships, old->group) &&
+			!has_group(this->leaving, old->group))
+		{
+			this->leaving->insert_last(this->leaving, membership_get(old));
+		}
+		else
+		{
+			old->left = TRUE;
+		}
+	}
+	enumerator->destroy(enumerator);
+	this->lock->unlock(this->lock);
+
+	/* outside the lock: waits for their callbacks */
+	while (removed->remove_first(removed, (void**)&old) == SUCCESS)
+	{
+		membership_shutdown(old);
+		if (!old->left)
+		{
+			leave(old);
+		}
+		membership_put_later(old);
+	}
+	while (changed->remove_first(changed, (void**)&m) == SUCCESS)
+	{
+		register_now(this, m, TRUE);
+	}
+	while (added->remove_first(added, (void**)&m) == SUCCESS)
+	{
+		register_now(this, m, FALSE);
+	}
+	removed->destroy(removed);
+	changed->destroy(changed);
+	added->destroy(added);
+	this->config->unlock(this->config);
+	return count;
 }
 
 /*
@@ -1545,9 +2301,13 @@ gikev2_gm_listener_t *gikev2_gm_listener_create(int *count)
 			},
 			.create_status_enumerator = _create_status_enumerator,
 			.register_membership = _register_membership,
+			.reload = _reload,
 			.destroy = _destroy,
 		},
 		.memberships = linked_list_create(),
+		.leaving = linked_list_create(),
+		.lock = rwlock_create(RWLOCK_TYPE_DEFAULT),
+		.config = mutex_create(MUTEX_TYPE_DEFAULT),
 	);
 
 	if (!add_memberships(this, count))

@@ -57,6 +57,19 @@ struct gikev2_gm_listener_t {
 	char *(*register_membership)(gikev2_gm_listener_t *this, char *name);
 
 	/**
+	 * Apply the memberships of the reloaded settings: new ones register
+	 * when their connection is initiated (at once with GSA_REGISTRATION if
+	 * an IKE_SA of it is established), removed ones leave their group
+	 * (GSA_REGISTRATION with N(REGISTRATION_FAILED), on an IKE_SA of their
+	 * connection, initiated if needed) and their SAs are removed, changed
+	 * ones are replaced and register again. A membership whose new
+	 * settings are invalid keeps its previous configuration (logged).
+	 *
+	 * @return				number of memberships
+	 */
+	int (*reload)(gikev2_gm_listener_t *this);
+
+	/**
 	 * Destroy a gikev2_gm_listener_t.
 	 */
 	void (*destroy)(gikev2_gm_listener_t *this);

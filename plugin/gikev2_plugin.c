@@ -131,6 +131,36 @@ METHOD(plugin_t, get_features, int,
 	return countof(f);
 }
 
+/**
+ * Install the core's log callback with the configured level
+ */
+static bool set_logging()
+{
+	return gikev2_set_log_callback(log_cb, NULL,
+						lib->settings->get_int(lib->settings,
+								"%s.plugins.gikev2.core_loglevel", 1,
+								lib->ns)) == GIKEV2_OK;
+}
+
+METHOD(plugin_t, reload, bool,
+	private_gikev2_plugin_t *this)
+{
+	int groups, memberships;
+
+	this->logging = set_logging();
+	if (!this->gcks || !this->gm)
+	{
+		DBG1(DBG_CFG, "gikev2: plugin disabled by an invalid configuration "
+			 "at startup, restart charon to enable it");
+		return TRUE;
+	}
+	groups = this->gcks->reload(this->gcks);
+	memberships = this->gm->reload(this->gm);
+	DBG1(DBG_CFG, "gikev2: reloaded, %d group(s) served as GCKS, "
+		 "%d membership(s) as GM", groups, memberships);
+	return TRUE;
+}
+
 METHOD(plugin_t, destroy, void,
 	private_gikev2_plugin_t *this)
 {
@@ -208,14 +238,12 @@ PLUGIN_DEFINE(gikev2)
 			.plugin = {
 				.get_name = _get_name,
 				.get_features = _get_features,
+				.reload = _reload,
 				.destroy = _destroy,
 			},
 		},
 	);
-	this->logging = gikev2_set_log_callback(log_cb, NULL,
-						lib->settings->get_int(lib->settings,
-								"%s.plugins.gikev2.core_loglevel", 1,
-								lib->ns)) == GIKEV2_OK;
+	this->logging = set_logging();
 	DBG1(DBG_LIB, "gikev2: G-IKEv2 core %s, patched charon %s",
 		 gikev2_version(), VERSION);
 	return &this->public.plugin;
