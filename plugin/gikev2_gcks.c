@@ -940,27 +940,8 @@ static group_cfg_t *group_cfg_create(char *name)
  */
 static bool group_cfg_equals(group_cfg_t *a, group_cfg_t *b)
 {
-	int i, j;
-
-	if (a->count != b->count)
-	{
-		return FALSE;
-	}
-	for (i = 0; i < a->count; i++)
-	{
-		for (j = 0; j < b->count; j++)
-		{
-			if (streq(a->keys[i], b->keys[j]))
-			{
-				break;
-			}
-		}
-		if (j == b->count || !streq(a->values[i], b->values[j]))
-		{
-			return FALSE;
-		}
-	}
-	return TRUE;
+	return gikev2_settings_equal(a->keys, a->values, a->count,
+								 b->keys, b->values, b->count);
 }
 
 /**

@@ -1932,27 +1932,9 @@ static membership_t *membership_create(char *name)
  */
 static bool membership_equals(membership_t *a, membership_t *b)
 {
-	int i, j;
-
-	if (!streq(a->conn, b->conn) || a->count != b->count)
-	{
-		return FALSE;
-	}
-	for (i = 0; i < a->count; i++)
-	{
-		for (j = 0; j < b->count; j++)
-		{
-			if (streq(a->keys[i], b->keys[j]))
-			{
-				break;
-			}
-		}
-		if (j == b->count || !streq(a->values[i], b->values[j]))
-		{
-			return FALSE;
-		}
-	}
-	return TRUE;
+	return streq(a->conn, b->conn) &&
+		   gikev2_settings_equal(a->keys, a->values, a->count,
+								 b->keys, b->values, b->count);
 }
 
 /**

@@ -284,6 +284,35 @@ int gikev2_settings_collect(char *section, char *skip, char ***keys,
 /*
  * Described in header
  */
+bool gikev2_settings_equal(char **keys_a, char **values_a, int count_a,
+						   char **keys_b, char **values_b, int count_b)
+{
+	int i, j;
+
+	if (count_a != count_b)
+	{
+		return FALSE;
+	}
+	for (i = 0; i < count_a; i++)
+	{
+		for (j = 0; j < count_b; j++)
+		{
+			if (streq(keys_a[i], keys_b[j]))
+			{
+				break;
+			}
+		}
+		if (j == count_b || !streq(values_a[i], values_b[j]))
+		{
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
+/*
+ * Described in header
+ */
 void gikev2_settings_resolve(char **keys, char **values, int count,
 							 char *key, char *dir)
 {

@@ -81,6 +81,15 @@ int gikev2_settings_collect(char *section, char *skip, char ***keys,
 void gikev2_settings_free(char **keys, char **values, int count);
 
 /**
+ * Check if two sets of settings (as gikev2_settings_collect() returns them)
+ * are the same, in any order.
+ *
+ * @return				TRUE if every key has the same value in both
+ */
+bool gikev2_settings_equal(char **keys_a, char **values_a, int count_a,
+						   char **keys_b, char **values_b, int count_b);
+
+/**
  * Make the value of setting key, if present and a relative path, relative
  * to dir instead (as swanctl resolves the credential files it loads).
  *

@@ -1078,17 +1078,12 @@ impl Group {
             self.flush_joins(now, rng, actions)?;
         }
         let margin = Millis::from(self.cfg.rekey_margin_secs) * 1000;
-        if let Some(kek) = &self.kek
-            && kek.expires.saturating_sub(margin) <= now
+        if self
+            .kek
+            .as_ref()
+            .is_some_and(|kek| kek.expires.saturating_sub(margin) <= now)
         {
-            if self.join_flush_at.is_some() {
-                self.flush_joins(now, rng, actions)?;
-            } else {
-                let mut taken = used.to_vec();
-                taken.extend(self.spis());
-                let next = self.new_kek(now, Some(kek.next_spi), &taken, rng)?;
-                self.switch_kek(now, next, Vec::new(), rng, actions)?;
-            }
+            self.rekey_kek(now, used, rng, actions)?;
         }
         self.teks
             .retain(|t| t.retire_at.is_none_or(|r| r > now) && t.expires > now);
