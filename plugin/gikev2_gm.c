@@ -1181,6 +1181,9 @@ typedef struct {
 
 } registration_task_t;
 
+static void queue_leave(membership_t *m, ike_sa_t *ike_sa,
+						notify_type_t why);
+
 METHOD(task_t, registration_build_i, status_t,
 	registration_task_t *this, message_t *message)
 {
@@ -1238,6 +1241,11 @@ METHOD(task_t, registration_process_i, status_t,
 		case GIKEV2_ERR_REFUSED:
 			DBG1(DBG_IKE, "gikev2: GCKS refused membership '%s' with %N",
 				 m->name, notify_type_names, refused);
+			break;
+		case GIKEV2_ERR_UNACCEPTABLE:
+			DBG1(DBG_IKE, "gikev2: membership '%s' cannot accept the group's "
+				 "policy: %s", m->name, gikev2_last_error());
+			queue_leave(m, this->ike_sa, NO_PROPOSAL_CHOSEN);
 			break;
 		default:
 			DBG1(DBG_IKE, "gikev2: GSA_REGISTRATION response for membership "
@@ -1325,8 +1333,9 @@ static void register_others(private_gikev2_gm_listener_t *this,
 }
 
 /**
- * GSA_REGISTRATION initiator task of a removed membership leaving its
- * group (RFC 9838, Figure 8: IDg and N(REGISTRATION_FAILED))
+ * GSA_REGISTRATION initiator task of a membership leaving its group (RFC
+ * 9838, Figure 8: IDg and N(REGISTRATION_FAILED) for a removed membership,
+ * N(NO_PROPOSAL_CHOSEN) for a policy it cannot accept)
  */
 typedef struct {
 
@@ -1345,6 +1354,11 @@ typedef struct {
 	 */
 	ike_sa_t *ike_sa;
 
+	/**
+	 * Why it leaves: REGISTRATION_FAILED or NO_PROPOSAL_CHOSEN
+	 */
+	notify_type_t why;
+
 } leave_task_t;
 
 METHOD(task_t, leave_build_i, status_t,
@@ -1354,7 +1368,7 @@ METHOD(task_t, leave_build_i, status_t,
 	size_t len = sizeof(buf);
 
 	message->set_exchange_type(message, GSA_REGISTRATION);
-	if (gikev2_gm_leave_payloads(this->m->gm, REGISTRATION_FAILED, buf,
+	if (gikev2_gm_leave_payloads(this->m->gm, this->why, buf,
 								 &len) != GIKEV2_OK)
 	{
 		DBG1(DBG_IKE, "gikev2: building leave payloads failed: %s",
@@ -1362,9 +1376,11 @@ METHOD(task_t, leave_build_i, status_t,
 		return FAILED;
 	}
 	gikev2_records_to_message(message, chunk_create(buf, len));
-	DBG1(DBG_IKE, "gikev2: removed membership '%s' leaves group '%s' in "
-		 "GSA_REGISTRATION on IKE_SA %s[%u]", this->m->name,
-		 this->m->group ?: "", this->ike_sa->get_name(this->ike_sa),
+	DBG1(DBG_IKE, "gikev2: %smembership '%s' leaves group '%s' with %N in "
+		 "GSA_REGISTRATION on IKE_SA %s[%u]",
+		 this->why == REGISTRATION_FAILED ? "removed " : "",
+		 this->m->name, this->m->group ?: "", notify_type_names, this->why,
+		 this->ike_sa->get_name(this->ike_sa),
 		 this->ike_sa->get_unique_id(this->ike_sa));
 	return NEED_MORE;
 }
@@ -1385,12 +1401,16 @@ METHOD(task_t, leave_process_i, status_t,
 	}
 	else
 	{
-		DBG1(DBG_IKE, "gikev2: removed membership '%s' left group '%s'",
+		DBG1(DBG_IKE, "gikev2: membership '%s' left group '%s'",
 			 this->m->name, this->m->group ?: "");
 	}
-	this->m->mutex->lock(this->m->mutex);
-	this->m->left = TRUE;
-	this->m->mutex->unlock(this->m->mutex);
+	if (this->why == REGISTRATION_FAILED)
+	{	/* a removed membership is done; one that refused a policy may
+		 * register again */
+		this->m->mutex->lock(this->m->mutex);
+		this->m->left = TRUE;
+		this->m->mutex->unlock(this->m->mutex);
+	}
 	return SUCCESS;
 }
 
@@ -1414,9 +1434,10 @@ METHOD(task_t, leave_destroy, void,
 }
 
 /**
- * Queue the leave of a removed membership on an IKE_SA and initiate it
+ * Queue the leave of a membership on an IKE_SA and initiate it
  */
-static void queue_leave(membership_t *m, ike_sa_t *ike_sa)
+static void queue_leave(membership_t *m, ike_sa_t *ike_sa,
+						notify_type_t why)
 {
 	leave_task_t *task;
 
@@ -1430,6 +1451,7 @@ static void queue_leave(membership_t *m, ike_sa_t *ike_sa)
 		},
 		.m = membership_get(m),
 		.ike_sa = ike_sa,
+		.why = why,
 	);
 	ike_sa->queue_task(ike_sa, &task->task);
 	lib->processor->queue_job(lib->processor, (job_t*)
@@ -1466,7 +1488,7 @@ static void queue_leaves(private_gikev2_gm_listener_t *this,
 		m->mutex->unlock(m->mutex);
 		if (queue)
 		{
-			queue_leave(m, ike_sa);
+			queue_leave(m, ike_sa, REGISTRATION_FAILED);
 		}
 	}
 	enumerator->destroy(enumerator);
@@ -1658,6 +1680,12 @@ METHOD(listener_t, ike_updown, bool,
 		case GIKEV2_ERR_REFUSED:
 			DBG1(DBG_IKE, "gikev2: GCKS refused membership '%s' with %N",
 				 m->name, notify_type_names, refused);
+			break;
+		case GIKEV2_ERR_UNACCEPTABLE:
+			/* tell the GCKS, as Figure 8 of RFC 9838 does */
+			DBG1(DBG_IKE, "gikev2: membership '%s' cannot accept the group's "
+				 "policy: %s", m->name, gikev2_last_error());
+			queue_leave(m, ike_sa, NO_PROPOSAL_CHOSEN);
 			break;
 		default:
 			DBG1(DBG_IKE, "gikev2: GSA_AUTH response for membership '%s' "
@@ -2058,7 +2086,7 @@ static void leave(membership_t *m)
 		m->mutex->lock(m->mutex);
 		m->leave_queued = TRUE;
 		m->mutex->unlock(m->mutex);
-		queue_leave(m, ike_sa);
+		queue_leave(m, ike_sa, REGISTRATION_FAILED);
 		charon->ike_sa_manager->checkin(charon->ike_sa_manager, ike_sa);
 		return;
 	}
