@@ -93,6 +93,11 @@ struct private_gikev2_gcks_listener_t {
 	int fd;
 
 	/**
+	 * Lock for fd: the timer and operator commands both send
+	 */
+	mutex_t *send_lock;
+
+	/**
 	 * Configured groups, group_cfg_t
 	 */
 	linked_list_t *groups;
@@ -179,6 +184,7 @@ static void send_multicast(private_gikev2_gcks_listener_t *this,
 		DESTROY_IF(src);
 		return;
 	}
+	this->send_lock->lock(this->send_lock);
 	if (this->fd < 0)
 	{
 		this->fd = socket(dst->get_family(dst), SOCK_DGRAM, 0);
@@ -228,6 +234,7 @@ static void send_multicast(private_gikev2_gcks_listener_t *this,
 				 data.len, dst);
 		}
 	}
+	this->send_lock->unlock(this->send_lock);
 	dst->destroy(dst);
 	DESTROY_IF(src);
 }
@@ -894,6 +901,7 @@ METHOD(gikev2_gcks_listener_t, destroy, void,
 	this->sas->destroy_function(this->sas, (void*)member_sa_destroy);
 	this->groups->destroy_function(this->groups, (void*)group_cfg_destroy);
 	this->mutex->destroy(this->mutex);
+	this->send_lock->destroy(this->send_lock);
 	this->config->destroy(this->config);
 	gikev2_gcks_destroy(this->gcks);
 	if (this->fd >= 0)
@@ -1176,6 +1184,7 @@ gikev2_gcks_listener_t *gikev2_gcks_listener_create(int *count)
 		},
 		.sas = hashtable_create(hashtable_hash_ptr, hashtable_equals_ptr, 8),
 		.mutex = mutex_create(MUTEX_TYPE_DEFAULT),
+		.send_lock = mutex_create(MUTEX_TYPE_DEFAULT),
 		.groups = linked_list_create(),
 		.config = mutex_create(MUTEX_TYPE_DEFAULT),
 		.fd = -1,
