@@ -296,12 +296,20 @@ static membership_t *find_in(linked_list_t *list, char *conn, bool leaving)
 	{
 		if (streq(m->conn, conn))
 		{
-			m->mutex->lock(m->mutex);
-			if (!leaving || (!m->leave_queued && !m->left))
+			if (leaving)
+			{	/* a live membership's lock may be held for a while (kernel
+				 * installs in drain()), which IKE messages must not wait for */
+				m->mutex->lock(m->mutex);
+				if (!m->leave_queued && !m->left)
+				{
+					found = m;
+				}
+				m->mutex->unlock(m->mutex);
+			}
+			else
 			{
 				found = m;
 			}
-			m->mutex->unlock(m->mutex);
 			if (found)
 			{
 				break;
