@@ -508,7 +508,6 @@ static void respond(private_gikev2_gcks_listener_t *this, ike_sa_t *ike_sa,
 					uint8_t exchange, char *name, chunk_t request,
 					chunk_t sk_d, message_t *message)
 {
-	proposal_t *proposal;
 	chunk_t response;
 	uint16_t prf = 0, kwa = 0, refused;
 	u_int id = ike_sa->get_unique_id(ike_sa);
@@ -516,12 +515,7 @@ static void respond(private_gikev2_gcks_listener_t *this, ike_sa_t *ike_sa,
 	char identity[BUF_LEN];
 	size_t len;
 
-	proposal = ike_sa->get_proposal(ike_sa);
-	if (proposal)
-	{
-		proposal->get_algorithm(proposal, PSEUDO_RANDOM_FUNCTION, &prf, NULL);
-		proposal->get_algorithm(proposal, KEY_WRAP_ALGORITHM, &kwa, NULL);
-	}
+	gikev2_ike_algorithms(ike_sa, &prf, &kwa);
 	snprintf(identity, sizeof(identity), "%Y",
 			 ike_sa->get_other_eap_id(ike_sa));
 
@@ -953,28 +947,6 @@ static bool group_cfg_equals(group_cfg_t *a, group_cfg_t *b)
 }
 
 /**
- * Find and remove the group of a section from a list
- */
-static group_cfg_t *group_cfg_take(linked_list_t *list, char *name)
-{
-	enumerator_t *enumerator;
-	group_cfg_t *cfg, *found = NULL;
-
-	enumerator = list->create_enumerator(list);
-	while (enumerator->enumerate(enumerator, &cfg))
-	{
-		if (streq(cfg->name, name))
-		{
-			list->remove_at(list, enumerator);
-			found = cfg;
-			break;
-		}
-	}
-	enumerator->destroy(enumerator);
-	return found;
-}
-
-/**
  * Start serving a group in a core GCKS, logging errors as
  * "section: key: reason"
  */
@@ -1086,7 +1058,7 @@ METHOD(gikev2_gcks_listener_t, reload, int,
 	while (enumerator->enumerate(enumerator, &name))
 	{
 		cfg = group_cfg_create(name);
-		old = group_cfg_take(this->groups, name);
+		old = gikev2_list_take(this->groups, offsetof(group_cfg_t, name), name);
 		if (old && group_cfg_equals(old, cfg))
 		{	/* unchanged: same keys, SAs and members */
 			group_cfg_destroy(cfg);

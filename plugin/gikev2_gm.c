@@ -1068,17 +1068,11 @@ METHOD(task_t, inband_process_r, status_t,
 	inband_task_t *this, message_t *message)
 {
 	membership_t *m = this->m;
-	proposal_t *proposal;
 	chunk_t records, sk_d = chunk_empty;
 	uint16_t prf = 0, kwa = 0;
 	gikev2_error_t err;
 
-	proposal = this->ike_sa->get_proposal(this->ike_sa);
-	if (proposal)
-	{
-		proposal->get_algorithm(proposal, PSEUDO_RANDOM_FUNCTION, &prf, NULL);
-		proposal->get_algorithm(proposal, KEY_WRAP_ALGORITHM, &kwa, NULL);
-	}
+	gikev2_ike_algorithms(this->ike_sa, &prf, &kwa);
 	m->mutex->lock(m->mutex);
 	if (m->ike_id == this->ike_sa->get_unique_id(this->ike_sa))
 	{
@@ -1212,21 +1206,51 @@ METHOD(task_t, registration_build_i, status_t,
 	return NEED_MORE;
 }
 
+/**
+ * Hand a GSA_AUTH or GSA_REGISTRATION response to the core and log the
+ * outcome; a policy the membership cannot accept is reported back to the
+ * GCKS (RFC 9838, Figure 8). TRUE if the membership is registered.
+ */
+static bool process_response(membership_t *m, ike_sa_t *ike_sa,
+							 exchange_type_t exchange, chunk_t response,
+							 chunk_t sk_d)
+{
+	uint16_t prf = 0, kwa = 0, refused = 0;
+
+	gikev2_ike_algorithms(ike_sa, &prf, &kwa);
+	switch (gikev2_gm_registration_response(m->gm, gikev2_now_ms(), exchange,
+											response.ptr, response.len,
+											sk_d.ptr, sk_d.len, prf, kwa,
+											&refused))
+	{
+		case GIKEV2_OK:
+			DBG1(DBG_IKE, "gikev2: membership '%s' registered on IKE_SA "
+				 "%s[%u] with %N", m->name, ike_sa->get_name(ike_sa),
+				 ike_sa->get_unique_id(ike_sa), exchange_type_names, exchange);
+			return TRUE;
+		case GIKEV2_ERR_REFUSED:
+			DBG1(DBG_IKE, "gikev2: GCKS refused membership '%s' with %N",
+				 m->name, notify_type_names, refused);
+			return FALSE;
+		case GIKEV2_ERR_UNACCEPTABLE:
+			DBG1(DBG_IKE, "gikev2: membership '%s' cannot accept the group's "
+				 "policy: %s", m->name, gikev2_last_error());
+			queue_leave(m, ike_sa, NO_PROPOSAL_CHOSEN);
+			return FALSE;
+		default:
+			DBG1(DBG_IKE, "gikev2: %N response for membership '%s' "
+				 "unusable: %s", exchange_type_names, exchange, m->name,
+				 gikev2_last_error());
+			return FALSE;
+	}
+}
+
 METHOD(task_t, registration_process_i, status_t,
 	registration_task_t *this, message_t *message)
 {
 	membership_t *m = this->m;
-	proposal_t *proposal;
 	chunk_t records, sk_d = chunk_empty;
-	uint16_t prf = 0, kwa = 0, refused = 0;
-	gikev2_error_t err;
 
-	proposal = this->ike_sa->get_proposal(this->ike_sa);
-	if (proposal)
-	{
-		proposal->get_algorithm(proposal, PSEUDO_RANDOM_FUNCTION, &prf, NULL);
-		proposal->get_algorithm(proposal, KEY_WRAP_ALGORITHM, &kwa, NULL);
-	}
 	m->mutex->lock(m->mutex);
 	if (m->ike_id == this->ike_sa->get_unique_id(this->ike_sa))
 	{
@@ -1234,32 +1258,7 @@ METHOD(task_t, registration_process_i, status_t,
 	}
 	m->mutex->unlock(m->mutex);
 	records = gikev2_records_from_message(message, FALSE);
-	err = gikev2_gm_registration_response(m->gm, gikev2_now_ms(),
-										  GSA_REGISTRATION, records.ptr,
-										  records.len, sk_d.ptr, sk_d.len,
-										  prf, kwa, &refused);
-	switch (err)
-	{
-		case GIKEV2_OK:
-			DBG1(DBG_IKE, "gikev2: membership '%s' registered on IKE_SA "
-				 "%s[%u] with GSA_REGISTRATION", m->name,
-				 this->ike_sa->get_name(this->ike_sa),
-				 this->ike_sa->get_unique_id(this->ike_sa));
-			break;
-		case GIKEV2_ERR_REFUSED:
-			DBG1(DBG_IKE, "gikev2: GCKS refused membership '%s' with %N",
-				 m->name, notify_type_names, refused);
-			break;
-		case GIKEV2_ERR_UNACCEPTABLE:
-			DBG1(DBG_IKE, "gikev2: membership '%s' cannot accept the group's "
-				 "policy: %s", m->name, gikev2_last_error());
-			queue_leave(m, this->ike_sa, NO_PROPOSAL_CHOSEN);
-			break;
-		default:
-			DBG1(DBG_IKE, "gikev2: GSA_REGISTRATION response for membership "
-				 "'%s' unusable: %s", m->name, gikev2_last_error());
-			break;
-	}
+	process_response(m, this->ike_sa, GSA_REGISTRATION, records, sk_d);
 	chunk_free(&records);
 	chunk_clear(&sk_d);
 	/* install outside of the task, which holds the IKE_SA */
@@ -1597,10 +1596,7 @@ METHOD(listener_t, ike_updown, bool,
 {
 	enumerator_t *enumerator;
 	membership_t *m;
-	proposal_t *proposal;
 	chunk_t response, sk_d;
-	uint16_t prf = 0, kwa = 0, refused = 0;
-	gikev2_error_t err;
 
 	if (!ike_sa->has_condition(ike_sa, COND_ORIGINAL_INITIATOR))
 	{
@@ -1667,38 +1663,9 @@ METHOD(listener_t, ike_updown, bool,
 	m->local = ike_sa->get_my_host(ike_sa)->clone(ike_sa->get_my_host(ike_sa));
 	m->mutex->unlock(m->mutex);
 
-	proposal = ike_sa->get_proposal(ike_sa);
-	if (proposal)
+	if (process_response(m, ike_sa, GSA_AUTH, response, sk_d))
 	{
-		proposal->get_algorithm(proposal, PSEUDO_RANDOM_FUNCTION, &prf, NULL);
-		proposal->get_algorithm(proposal, KEY_WRAP_ALGORITHM, &kwa, NULL);
-	}
-	err = gikev2_gm_registration_response(m->gm, gikev2_now_ms(), GSA_AUTH,
-										  response.ptr, response.len,
-										  sk_d.ptr, sk_d.len, prf, kwa,
-										  &refused);
-	switch (err)
-	{
-		case GIKEV2_OK:
-			DBG1(DBG_IKE, "gikev2: membership '%s' registered on IKE_SA "
-				 "%s[%u]", m->name, ike_sa->get_name(ike_sa),
-				 ike_sa->get_unique_id(ike_sa));
-			register_others(this, ike_sa, m);
-			break;
-		case GIKEV2_ERR_REFUSED:
-			DBG1(DBG_IKE, "gikev2: GCKS refused membership '%s' with %N",
-				 m->name, notify_type_names, refused);
-			break;
-		case GIKEV2_ERR_UNACCEPTABLE:
-			/* tell the GCKS, as Figure 8 of RFC 9838 does */
-			DBG1(DBG_IKE, "gikev2: membership '%s' cannot accept the group's "
-				 "policy: %s", m->name, gikev2_last_error());
-			queue_leave(m, ike_sa, NO_PROPOSAL_CHOSEN);
-			break;
-		default:
-			DBG1(DBG_IKE, "gikev2: GSA_AUTH response for membership '%s' "
-				 "unusable: %s", m->name, gikev2_last_error());
-			break;
+		register_others(this, ike_sa, m);
 	}
 	chunk_free(&response);
 	chunk_clear(&sk_d);
@@ -1760,25 +1727,7 @@ static void membership_free(membership_t *m)
 	free(m);
 }
 
-/**
- * Do nothing (job)
- */
-static job_requeue_t nothing_job(void *data)
-{
-	return JOB_REQUEUE_NONE;
-}
 
-/**
- * Drop the listener's reference of a removed membership a little later:
- * a timer job checks that the timer is alive before calling back
- */
-static void membership_put_later(membership_t *m)
-{
-	lib->scheduler->schedule_job_ms(lib->scheduler, (job_t*)
-				callback_job_create(nothing_job, m,
-									(callback_job_cleanup_t)membership_put,
-									NULL), 2000);
-}
 
 /**
  * Data of the status enumerator
@@ -2004,28 +1953,6 @@ static bool add_memberships(private_gikev2_gm_listener_t *this, int *count)
 }
 
 /**
- * Find and remove a membership from a list by its section name
- */
-static membership_t *take(linked_list_t *list, char *name)
-{
-	enumerator_t *enumerator;
-	membership_t *m, *found = NULL;
-
-	enumerator = list->create_enumerator(list);
-	while (enumerator->enumerate(enumerator, &m))
-	{
-		if (streq(m->name, name))
-		{
-			list->remove_at(list, enumerator);
-			found = m;
-			break;
-		}
-	}
-	enumerator->destroy(enumerator);
-	return found;
-}
-
-/**
  * Find a membership of a group in a list, lock must be held
  */
 static bool has_group(linked_list_t *list, char *group)
@@ -2188,6 +2115,7 @@ METHOD(gikev2_gm_listener_t, reload, int,
 	linked_list_t *memberships, *removed, *added, *changed;
 	membership_t *m, *old;
 	char *name;
+	bool done;
 	int count;
 
 	this->config->lock(this->config);
@@ -2201,7 +2129,8 @@ METHOD(gikev2_gm_listener_t, reload, int,
 									"%s.plugins.gikev2.memberships", lib->ns);
 	while (enumerator->enumerate(enumerator, &name))
 	{
-		old = take(this->memberships, name);
+		old = gikev2_list_take(this->memberships,
+							   offsetof(membership_t, name), name);
 		m = membership_create(name);
 		if (!m)
 		{
@@ -2251,13 +2180,14 @@ METHOD(gikev2_gm_listener_t, reload, int,
 	while (enumerator->enumerate(enumerator, &old))
 	{
 		old->mutex->lock(old->mutex);
-		if (old->left || has_group(memberships, old->group))
-		{
-			old->left = TRUE;
-			this->leaving->remove_at(this->leaving, enumerator);
-			membership_put_later(old);
-		}
+		done = old->left || has_group(memberships, old->group);
+		old->left |= done;
 		old->mutex->unlock(old->mutex);
+		if (done)
+		{	/* shut down when it was removed: nothing runs for it */
+			this->leaving->remove_at(this->leaving, enumerator);
+			membership_put(old);
+		}
 	}
 	enumerator->destroy(enumerator);
 	/* removed memberships leave unless their group is still joined (a
@@ -2286,7 +2216,7 @@ METHOD(gikev2_gm_listener_t, reload, int,
 		{
 			leave(old);
 		}
-		membership_put_later(old);
+		membership_put(old);
 	}
 	while (changed->remove_first(changed, (void**)&m) == SUCCESS)
 	{

@@ -18,6 +18,8 @@
 #include <encoding/payloads/notify_payload.h>
 #include <collections/array.h>
 #include <threading/mutex.h>
+#include <threading/condvar.h>
+#include <threading/thread.h>
 #include <processing/jobs/callback_job.h>
 
 /*
@@ -284,6 +286,42 @@ int gikev2_settings_collect(char *section, char *skip, char ***keys,
 /*
  * Described in header
  */
+void gikev2_ike_algorithms(ike_sa_t *ike_sa, uint16_t *prf, uint16_t *kwa)
+{
+	proposal_t *proposal = ike_sa->get_proposal(ike_sa);
+
+	if (proposal)
+	{
+		proposal->get_algorithm(proposal, PSEUDO_RANDOM_FUNCTION, prf, NULL);
+		proposal->get_algorithm(proposal, KEY_WRAP_ALGORITHM, kwa, NULL);
+	}
+}
+
+/*
+ * Described in header
+ */
+void *gikev2_list_take(linked_list_t *list, size_t name_offset, char *name)
+{
+	enumerator_t *enumerator;
+	void *item, *found = NULL;
+
+	enumerator = list->create_enumerator(list);
+	while (enumerator->enumerate(enumerator, &item))
+	{
+		if (streq(*(char**)(item + name_offset), name))
+		{
+			list->remove_at(list, enumerator);
+			found = item;
+			break;
+		}
+	}
+	enumerator->destroy(enumerator);
+	return found;
+}
+
+/*
+ * Described in header
+ */
 bool gikev2_settings_equal(char **keys_a, char **values_a, int count_a,
 						   char **keys_b, char **values_b, int count_b)
 {
@@ -454,6 +492,17 @@ struct gikev2_timer_t {
 	bool dead;
 
 	/**
+	 * Callbacks running now, and the thread that started the last one
+	 */
+	u_int running;
+	u_int runner;
+
+	/**
+	 * Signaled when a callback returns
+	 */
+	condvar_t *done;
+
+	/**
 	 * References held by the owner and pending jobs
 	 */
 	refcount_t ref;
@@ -488,6 +537,7 @@ static void timer_put(gikev2_timer_t *timer)
 {
 	if (ref_put(&timer->ref))
 	{
+		timer->done->destroy(timer->done);
 		timer->mutex->destroy(timer->mutex);
 		free(timer);
 	}
@@ -516,10 +566,19 @@ static job_requeue_t timer_job_run(timer_job_t *job)
 	{
 		timer->armed = 0;
 	}
+	if (!dead)
+	{
+		timer->running++;
+		timer->runner = thread_current_id();
+	}
 	timer->mutex->unlock(timer->mutex);
 	if (!dead)
 	{
 		timer->cb(timer->data);
+		timer->mutex->lock(timer->mutex);
+		timer->running--;
+		timer->done->broadcast(timer->done);
+		timer->mutex->unlock(timer->mutex);
 	}
 	return JOB_REQUEUE_NONE;
 }
@@ -536,6 +595,7 @@ gikev2_timer_t *gikev2_timer_create(gikev2_timer_cb_t cb, void *data)
 		.data = data,
 		.ref = 1,
 		.mutex = mutex_create(MUTEX_TYPE_DEFAULT),
+		.done = condvar_create(CONDVAR_TYPE_DEFAULT),
 	);
 	return this;
 }
@@ -575,6 +635,12 @@ void gikev2_timer_destroy(gikev2_timer_t *this)
 {
 	this->mutex->lock(this->mutex);
 	this->dead = TRUE;
+	/* the callback's data may go once we return; but never wait for a
+	 * callback that destroys its own timer */
+	while (this->running && this->runner != thread_current_id())
+	{
+		this->done->wait(this->done, this->mutex);
+	}
 	this->mutex->unlock(this->mutex);
 	timer_put(this);
 }

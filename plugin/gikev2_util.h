@@ -81,6 +81,27 @@ int gikev2_settings_collect(char *section, char *skip, char ***keys,
 void gikev2_settings_free(char **keys, char **values, int count);
 
 /**
+ * Get the PRF and Key Wrap Algorithm an IKE_SA negotiated, which the core
+ * needs to derive and unwrap its keys.
+ *
+ * @param ike_sa		IKE_SA
+ * @param prf			PRF transform ID (out, left as is if none)
+ * @param kwa			KWA transform ID (out, left as is if none)
+ */
+void gikev2_ike_algorithms(ike_sa_t *ike_sa, uint16_t *prf, uint16_t *kwa);
+
+/**
+ * Find and remove the item of a list whose name (a char* member at
+ * name_offset, e.g. offsetof(membership_t, name)) is name.
+ *
+ * @param list			list to search
+ * @param name_offset	offset of the item's name pointer
+ * @param name			name to look for
+ * @return				the removed item, NULL if none has that name
+ */
+void *gikev2_list_take(linked_list_t *list, size_t name_offset, char *name);
+
+/**
  * Check if two sets of settings (as gikev2_settings_collect() returns them)
  * are the same, in any order.
  *
@@ -155,7 +176,9 @@ gikev2_timer_t *gikev2_timer_create(gikev2_timer_cb_t cb, void *data);
 void gikev2_timer_arm(gikev2_timer_t *timer, uint64_t deadline_ms);
 
 /**
- * Disarm and free the timer; pending jobs become no-ops.
+ * Disarm and free the timer; pending jobs become no-ops. Waits for a
+ * callback running in another thread, so its data may be freed after
+ * this returns. Never call it with a lock that callback takes.
  *
  * @param timer			timer
  */

@@ -9,7 +9,7 @@ use super::gikev2_error_t::{self, *};
 use super::records::{payloads_from_records, records_from_payloads};
 use super::{
     IkeInput, OutBuf, bytes, c_str, fail, gikev2_endpoint_t, group_arg, group_name, guard, handle,
-    hex, lock, non_null, put, registration_exchange, settings, utf8,
+    hex, lock, non_null, put, put_deadline, registration_exchange, settings, utf8,
 };
 use crate::config::group_from_settings;
 use crate::crypto::{OsRng, Secret};
@@ -476,10 +476,7 @@ pub unsafe extern "C" fn gikev2_gcks_poll_timeout(
         non_null(deadline_ms, "deadline_ms")?;
         let at = lock(&h.state)?.engine.poll_timeout();
         // SAFETY: checked non-NULL; writable per the contract.
-        unsafe {
-            put(has_deadline, "has_deadline", at.is_some())?;
-            put(deadline_ms, "deadline_ms", at.unwrap_or(0))
-        }
+        unsafe { put_deadline(has_deadline, deadline_ms, at) }
     })
 }
 

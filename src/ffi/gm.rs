@@ -8,7 +8,8 @@ use super::gikev2_error_t::{self, *};
 use super::records::{payloads_from_records, records_from_payloads};
 use super::{
     FfiError, GIKEV2_REKEY_SPI_LEN, IkeInput, OutBuf, bytes, fail, gikev2_endpoint_t, gikev2_ts_t,
-    group_name, guard, handle, hex, lock, non_null, put, registration_exchange, settings,
+    group_name, guard, handle, hex, lock, non_null, put, put_deadline, registration_exchange,
+    settings,
 };
 use crate::config::membership_from_settings;
 use crate::crypto::OsRng;
@@ -404,10 +405,7 @@ pub unsafe extern "C" fn gikev2_gm_poll_timeout(
         non_null(deadline_ms, "deadline_ms")?;
         let at = lock(&h.state)?.engine.poll_timeout();
         // SAFETY: checked non-NULL; writable per the contract.
-        unsafe {
-            put(has_deadline, "has_deadline", at.is_some())?;
-            put(deadline_ms, "deadline_ms", at.unwrap_or(0))
-        }
+        unsafe { put_deadline(has_deadline, deadline_ms, at) }
     })
 }
 

@@ -350,6 +350,23 @@ pub(crate) unsafe fn put<T>(p: *mut T, what: &str, value: T) -> FfiResult {
     Ok(())
 }
 
+/// Writes an engine's next deadline for a `*_poll_timeout` call:
+/// `*has_deadline` and `*deadline_ms` (0 without a deadline).
+///
+/// # Safety
+/// Each pointer is NULL or writable.
+pub(crate) unsafe fn put_deadline(
+    has_deadline: *mut bool,
+    deadline_ms: *mut u64,
+    at: Option<u64>,
+) -> FfiResult {
+    // SAFETY: forwarded contract.
+    unsafe {
+        put(has_deadline, "has_deadline", at.is_some())?;
+        put(deadline_ms, "deadline_ms", at.unwrap_or(0))
+    }
+}
+
 /// Checks an out-pointer before any work is done.
 pub(crate) fn non_null<T>(p: *mut T, what: &str) -> FfiResult {
     if p.is_null() {
