@@ -278,6 +278,10 @@ typedef enum gikev2_reregister_reason_t {
      * The GCKS excluded this member (or deleted the group SA).
      */
     GIKEV2_REREGISTER_EXCLUDED = 5,
+    /**
+     * The last registration failed: a retry after a backoff.
+     */
+    GIKEV2_REREGISTER_RETRY = 6,
 } gikev2_reregister_reason_t;
 
 /**
@@ -810,6 +814,33 @@ enum gikev2_error_t gikev2_gm_poll_timeout(const struct gikev2_gm_t *gm,
  * `gm` is NULL or a live handle.
  */
 enum gikev2_error_t gikev2_gm_handle_timeout(struct gikev2_gm_t *gm, uint64_t now_ms);
+
+/**
+ * Whether the membership's host keeps the group's traffic blocked when
+ * its keys expire with nothing to replace them (setting `fail_mode`,
+ * default closed): writes it to `*closed`.
+ *
+ * # Safety
+ * `gm` is NULL or a live handle; `closed` is NULL or writable.
+ */
+enum gikev2_error_t gikev2_gm_fail_closed(const struct gikev2_gm_t *gm, bool *closed);
+
+/**
+ * Reports that a registration attempt failed at `now_ms` (no IKE SA with
+ * the GCKS came up, or it went without an answer). The GM keeps its SAs
+ * and asks to register again (a REREGISTER action, reason RETRY) after an
+ * exponential backoff with jitter: 5 s doubling up to 300 s. Writes the
+ * wait in ms to `*retry_ms` and the failures in a row to `*failures`
+ * (either may be NULL).
+ *
+ * # Safety
+ * `gm` is NULL or a live handle; `retry_ms` and `failures` are NULL or
+ * writable.
+ */
+enum gikev2_error_t gikev2_gm_registration_failed(struct gikev2_gm_t *gm,
+                                                  uint64_t now_ms,
+                                                  uint64_t *retry_ms,
+                                                  uint32_t *failures);
 
 /**
  * Takes the next action: fills `*action` (kind NONE when there is none).

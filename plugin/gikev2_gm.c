@@ -83,6 +83,29 @@ typedef struct {
 } installed_sa_t;
 
 /**
+ * A fallback policy dropping a group's traffic once its SAs are gone
+ * (fail_mode = closed)
+ */
+typedef struct {
+
+	/**
+	 * Direction
+	 */
+	policy_dir_t dir;
+
+	/**
+	 * Source traffic selector
+	 */
+	traffic_selector_t *src_ts;
+
+	/**
+	 * Destination traffic selector
+	 */
+	traffic_selector_t *dst_ts;
+
+} drop_policy_t;
+
+/**
  * A socket receiving GSA_REKEY messages of a Rekey SA
  */
 typedef struct {
@@ -158,6 +181,22 @@ typedef struct {
 	 * Rekey sockets, rekey_socket_t
 	 */
 	linked_list_t *sockets;
+
+	/**
+	 * Last GSA_REKEY datagram taken: copies of it are the GCKS's
+	 * retransmissions, other replays are logged as dropped
+	 */
+	chunk_t last_rekey;
+
+	/**
+	 * Fallback drop policies, drop_policy_t (fail_mode = closed)
+	 */
+	linked_list_t *drops;
+
+	/**
+	 * TRUE to keep traffic dropped when the SAs are gone (fail_mode)
+	 */
+	bool fail_closed;
 
 	/**
 	 * Lock for the above
@@ -259,7 +298,39 @@ struct private_gikev2_gm_listener_t {
 	 * Connection returned by the last register_membership()
 	 */
 	char *registered;
+
+	/**
+	 * Registering IKE_SAs not yet destroyed, gikev2_ike_sa_t
+	 */
+	linked_list_t *ike_sas;
+
+	/**
+	 * Lock for ike_sas
+	 */
+	mutex_t *ike_sas_lock;
 };
+
+/**
+ * An IKE_SA this GM initiated to register, and its GCKS
+ */
+typedef struct {
+
+	/**
+	 * Unique ID of the IKE_SA
+	 */
+	u_int id;
+
+	/**
+	 * Address of the GCKS
+	 */
+	host_t *gcks;
+
+	/**
+	 * TRUE once the IKE_SA came up
+	 */
+	bool up;
+
+} gikev2_ike_sa_t;
 
 static void membership_free(membership_t *m);
 
@@ -346,6 +417,133 @@ static membership_t *find(private_gikev2_gm_listener_t *this, ike_sa_t *ike_sa)
 	}
 	this->lock->unlock(this->lock);
 	return found;
+}
+
+/**
+ * Add or remove a fallback drop policy in the kernel
+ */
+static void manage_drop(drop_policy_t *drop, bool add)
+{
+	ipsec_sa_cfg_t cfg = {
+		.mode = MODE_TRANSPORT,
+	};
+	kernel_ipsec_policy_id_t pid = {
+		.dir = drop->dir,
+		.src_ts = drop->src_ts,
+		.dst_ts = drop->dst_ts,
+	};
+	kernel_ipsec_manage_policy_t mp = {
+		.type = POLICY_DROP,
+		.prio = POLICY_PRIORITY_FALLBACK,
+		.sa = &cfg,
+	};
+	host_t *any;
+
+	any = host_create_any(drop->dst_ts->get_type(drop->dst_ts) ==
+						  TS_IPV4_ADDR_RANGE ? AF_INET : AF_INET6);
+	mp.src = mp.dst = any;
+	if (add)
+	{
+		if (charon->kernel->add_policy(charon->kernel, &pid, &mp) != SUCCESS)
+		{
+			DBG1(DBG_KNL, "gikev2: installing fallback drop policy %R === %R "
+				 "%N failed", drop->src_ts, drop->dst_ts, policy_dir_names,
+				 drop->dir);
+		}
+	}
+	else
+	{
+		charon->kernel->del_policy(charon->kernel, &pid, &mp);
+	}
+	any->destroy(any);
+}
+
+/**
+ * Remove a fallback drop policy from the kernel and free it
+ */
+static void drop_destroy(drop_policy_t *drop)
+{
+	manage_drop(drop, FALSE);
+	drop->src_ts->destroy(drop->src_ts);
+	drop->dst_ts->destroy(drop->dst_ts);
+	free(drop);
+}
+
+/**
+ * Check if an installed SA's policy has the selectors of a drop policy
+ */
+static bool drop_matches(drop_policy_t *drop, installed_sa_t *sa)
+{
+	return drop->dir == (sa->direction == GIKEV2_DIR_IN ? POLICY_IN
+														: POLICY_OUT) &&
+		   drop->src_ts->equals(drop->src_ts, sa->src_ts) &&
+		   drop->dst_ts->equals(drop->dst_ts, sa->dst_ts);
+}
+
+/**
+ * With fail_mode = closed, have a fallback drop policy under the policy of
+ * an installed SA: the kernel uses it once the SAs with these selectors
+ * are gone, so the group's traffic never passes in the clear
+ */
+static void add_drop(membership_t *m, installed_sa_t *sa)
+{
+	enumerator_t *enumerator;
+	drop_policy_t *drop;
+	bool found = FALSE;
+
+	if (!m->fail_closed)
+	{
+		return;
+	}
+	enumerator = m->drops->create_enumerator(m->drops);
+	while (!found && enumerator->enumerate(enumerator, &drop))
+	{
+		found = drop_matches(drop, sa);
+	}
+	enumerator->destroy(enumerator);
+	if (found)
+	{
+		return;
+	}
+	INIT(drop,
+		.dir = sa->direction == GIKEV2_DIR_IN ? POLICY_IN : POLICY_OUT,
+		.src_ts = sa->src_ts->clone(sa->src_ts),
+		.dst_ts = sa->dst_ts->clone(sa->dst_ts),
+	);
+	manage_drop(drop, TRUE);
+	DBG2(DBG_KNL, "gikev2: fallback drop policy %R === %R %N (fail_mode "
+		 "closed)", drop->src_ts, drop->dst_ts, policy_dir_names, drop->dir);
+	m->drops->insert_last(m->drops, drop);
+}
+
+/**
+ * Remove the drop policies no installed SA has the selectors of: the
+ * group's policy changed
+ */
+static void prune_drops(membership_t *m)
+{
+	enumerator_t *enumerator, *sas;
+	drop_policy_t *drop;
+	installed_sa_t *sa;
+	bool used;
+
+	enumerator = m->drops->create_enumerator(m->drops);
+	while (enumerator->enumerate(enumerator, &drop))
+	{
+		used = FALSE;
+		sas = m->sas->create_enumerator(m->sas);
+		while (!used && sas->enumerate(sas, &sa))
+		{
+			used = drop_matches(drop, sa);
+		}
+		sas->destroy(sas);
+		if (!used)
+		{
+			m->drops->remove_at(m->drops, enumerator);
+			drop_destroy(drop);
+		}
+	}
+	enumerator->destroy(enumerator);
 }
 
 /**
@@ -551,6 +749,27 @@ static void install(membership_t *m, gikev2_gm_action_t *a, chunk_t encr,
 		 sa->reqid,
 		 sa->src, sa->dst, sa->src_ts, sa->dst_ts, a->lifetime_secs);
 	m->sas->insert_last(m->sas, sa);
+	add_drop(m, sa);
+}
+
+/**
+ * Check if another installed SA has the policy selectors of one going away
+ */
+static bool has_successor(membership_t *m, installed_sa_t *gone)
+{
+	enumerator_t *enumerator;
+	installed_sa_t *sa;
+	bool found = FALSE;
+
+	enumerator = m->sas->create_enumerator(m->sas);
+	while (!found && enumerator->enumerate(enumerator, &sa))
+	{
+		found = sa != gone && sa->direction == gone->direction &&
+				sa->src_ts->equals(sa->src_ts, gone->src_ts) &&
+				sa->dst_ts->equals(sa->dst_ts, gone->dst_ts);
+	}
+	enumerator->destroy(enumerator);
+	return found;
 }
 
 /**
@@ -568,6 +787,13 @@ static void delete_sa(membership_t *m, gikev2_gm_action_t *a)
 			sa->direction == a->direction)
 		{
 			m->sas->remove_at(m->sas, enumerator);
+			if (!has_successor(m, sa))
+			{
+				DBG1(DBG_KNL, "gikev2: no SA left for %R === %R of membership "
+					 "'%s', its traffic is %s (fail_mode %s)", sa->src_ts,
+					 sa->dst_ts, m->name, m->fail_closed ? "dropped"
+					 : "passed in the clear", m->fail_closed ? "closed" : "open");
+			}
 			uninstall(sa);
 		}
 	}
@@ -584,6 +810,7 @@ static bool receive_rekey(membership_t *m, int fd, watcher_event_t event)
 	uint8_t buf[65536];
 	ssize_t len;
 	gikev2_error_t err;
+	bool copy;
 
 	len = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 	if (len <= 0)
@@ -596,10 +823,25 @@ static bool receive_rekey(membership_t *m, int fd, watcher_event_t event)
 		case GIKEV2_OK:
 			DBG1(DBG_IKE, "gikev2: membership '%s' processed GSA_REKEY "
 				 "(%zd bytes)", m->name, len);
+			m->mutex->lock(m->mutex);
+			chunk_free(&m->last_rekey);
+			m->last_rekey = chunk_clone(chunk_create(buf, len));
+			m->mutex->unlock(m->mutex);
 			break;
 		case GIKEV2_ERR_REPLAY:
-			DBG2(DBG_IKE, "gikev2: membership '%s' ignored retransmitted "
-				 "GSA_REKEY", m->name);
+			m->mutex->lock(m->mutex);
+			copy = chunk_equals(m->last_rekey, chunk_create(buf, len));
+			m->mutex->unlock(m->mutex);
+			if (copy)
+			{
+				DBG2(DBG_IKE, "gikev2: membership '%s' ignored retransmitted "
+					 "GSA_REKEY", m->name);
+			}
+			else
+			{	/* an older message replayed, or an altered copy */
+				DBG1(DBG_IKE, "gikev2: membership '%s' dropped GSA_REKEY: %s",
+					 m->name, gikev2_last_error());
+			}
 			break;
 		case GIKEV2_ERR_UNKNOWN_SA:
 			/* e.g. the join flush under the Rekey SA before ours */
@@ -919,6 +1161,30 @@ static job_requeue_t reregister_job(char *conn)
 }
 
 /**
+ * Why a membership registers again, for the log
+ */
+static const char *reregister_reason(gikev2_reregister_reason_t reason)
+{
+	switch (reason)
+	{
+		case GIKEV2_REREGISTER_LOST_REKEY:
+			return "a GSA_REKEY was lost";
+		case GIKEV2_REREGISTER_EXPIRING:
+			return "its SAs expire with no replacement";
+		case GIKEV2_REREGISTER_NO_SENDER_ID:
+			return "a sender without Sender-ID";
+		case GIKEV2_REREGISTER_SENDER_ID_TOO_WIDE:
+			return "a Sender-ID too wide";
+		case GIKEV2_REREGISTER_EXCLUDED:
+			return "excluded or the group SA deleted";
+		case GIKEV2_REREGISTER_RETRY:
+			return "retrying a failed registration";
+		default:
+			return "unknown reason";
+	}
+}
+
+/**
  * Perform the queued actions of a membership's core and re-arm its timer
  */
 static void drain(membership_t *m)
@@ -927,7 +1193,7 @@ static void drain(membership_t *m)
 	uint8_t encr[GIKEV2_MAX_KEY_LEN], integ[GIKEV2_MAX_KEY_LEN];
 	size_t encr_len, integ_len;
 	uint64_t deadline;
-	bool has;
+	bool has, installed = FALSE;
 
 	m->mutex->lock(m->mutex);
 	while (TRUE)
@@ -954,6 +1220,7 @@ static void drain(membership_t *m)
 			case GIKEV2_GM_ACTION_INSTALL:
 				install(m, &action, chunk_create(encr, encr_len),
 						chunk_create(integ, integ_len));
+				installed = TRUE;
 				break;
 			case GIKEV2_GM_ACTION_DELETE:
 				delete_sa(m, &action);
@@ -966,7 +1233,7 @@ static void drain(membership_t *m)
 				break;
 			case GIKEV2_GM_ACTION_REREGISTER:
 				DBG1(DBG_IKE, "gikev2: membership '%s' registers again "
-					 "(reason %d)", m->name, action.reason);
+					 "(%s)", m->name, reregister_reason(action.reason));
 				lib->processor->queue_job(lib->processor, (job_t*)
 						callback_job_create((callback_job_cb_t)reregister_job,
 											strdup(m->conn), free, NULL));
@@ -976,6 +1243,10 @@ static void drain(membership_t *m)
 		}
 		memwipe(encr, sizeof(encr));
 		memwipe(integ, sizeof(integ));
+	}
+	if (installed)
+	{
+		prune_drops(m);
 	}
 	if (!m->dead && m->timer &&
 		gikev2_gm_poll_timeout(m->gm, &has, &deadline) == GIKEV2_OK && has)
@@ -1502,6 +1773,154 @@ static void queue_leaves(private_gikev2_gm_listener_t *this,
 	this->lock->unlock(this->lock);
 }
 
+/**
+ * Remember an IKE_SA initiated to register, until it is destroyed
+ */
+static void track_ike_sa(private_gikev2_gm_listener_t *this, ike_sa_t *ike_sa)
+{
+	gikev2_ike_sa_t *entry;
+	host_t *gcks = ike_sa->get_other_host(ike_sa);
+
+	INIT(entry,
+		.id = ike_sa->get_unique_id(ike_sa),
+		.gcks = gcks->clone(gcks),
+	);
+	this->ike_sas_lock->lock(this->ike_sas_lock);
+	this->ike_sas->insert_last(this->ike_sas, entry);
+	this->ike_sas_lock->unlock(this->ike_sas_lock);
+}
+
+/**
+ * Free a tracked IKE_SA
+ */
+static void ike_sa_entry_destroy(gikev2_ike_sa_t *entry)
+{
+	entry->gcks->destroy(entry->gcks);
+	free(entry);
+}
+
+/**
+ * Forget a destroyed IKE_SA, TRUE if it was ours and never came up
+ */
+static bool untrack_ike_sa(private_gikev2_gm_listener_t *this, u_int id)
+{
+	enumerator_t *enumerator;
+	gikev2_ike_sa_t *entry;
+	bool failed = FALSE;
+
+	this->ike_sas_lock->lock(this->ike_sas_lock);
+	enumerator = this->ike_sas->create_enumerator(this->ike_sas);
+	while (enumerator->enumerate(enumerator, &entry))
+	{
+		if (entry->id == id)
+		{
+			failed = !entry->up;
+			this->ike_sas->remove_at(this->ike_sas, enumerator);
+			ike_sa_entry_destroy(entry);
+		}
+	}
+	enumerator->destroy(enumerator);
+	this->ike_sas_lock->unlock(this->ike_sas_lock);
+	return failed;
+}
+
+/**
+ * Note that a tracked IKE_SA came up
+ */
+static void ike_sa_up(private_gikev2_gm_listener_t *this, u_int id)
+{
+	enumerator_t *enumerator;
+	gikev2_ike_sa_t *entry;
+
+	this->ike_sas_lock->lock(this->ike_sas_lock);
+	enumerator = this->ike_sas->create_enumerator(this->ike_sas);
+	while (enumerator->enumerate(enumerator, &entry))
+	{
+		if (entry->id == id)
+		{
+			entry->up = TRUE;
+		}
+	}
+	enumerator->destroy(enumerator);
+	this->ike_sas_lock->unlock(this->ike_sas_lock);
+}
+
+/**
+ * A registration failed: the core retries after a backoff
+ */
+static void registration_failed(membership_t *m)
+{
+	uint64_t wait = 0;
+	uint32_t failures = 0;
+	bool ok;
+
+	m->mutex->lock(m->mutex);
+	ok = !m->dead && gikev2_gm_registration_failed(m->gm, gikev2_now_ms(),
+											&wait, &failures) == GIKEV2_OK;
+	m->mutex->unlock(m->mutex);
+	if (ok)
+	{
+		DBG1(DBG_IKE, "gikev2: membership '%s' could not register (%u "
+			 "failed attempt%s in a row), trying again in %llus", m->name,
+			 failures, failures == 1 ? "" : "s",
+			 (unsigned long long)(wait + 500) / 1000);
+		queue_drain(m);
+	}
+}
+
+/**
+ * Drop INITIAL_CONTACT from a GSA_AUTH request while another of our
+ * registering IKE_SAs to the same GCKS exists. charon adds it when no
+ * IKE_SA with the GCKS is established yet, so memberships registering in
+ * parallel on separate connections would each send it, and the GCKS would
+ * destroy the IKE_SA that came up first, with its inband membership.
+ */
+static void strip_initial_contact(private_gikev2_gm_listener_t *this,
+								  ike_sa_t *ike_sa, message_t *message)
+{
+	enumerator_t *enumerator;
+	gikev2_ike_sa_t *entry;
+	payload_t *payload;
+	notify_payload_t *notify;
+	host_t *gcks = ike_sa->get_other_host(ike_sa);
+	u_int other = 0;
+
+	this->ike_sas_lock->lock(this->ike_sas_lock);
+	enumerator = this->ike_sas->create_enumerator(this->ike_sas);
+	while (enumerator->enumerate(enumerator, &entry))
+	{
+		if (entry->id != ike_sa->get_unique_id(ike_sa) &&
+			entry->gcks->ip_equals(entry->gcks, gcks))
+		{
+			other = entry->id;
+			break;
+		}
+	}
+	enumerator->destroy(enumerator);
+	this->ike_sas_lock->unlock(this->ike_sas_lock);
+	if (!other)
+	{
+		return;
+	}
+	enumerator = message->create_payload_enumerator(message);
+	while (enumerator->enumerate(enumerator, &payload))
+	{
+		if (payload->get_type(payload) != PLV2_NOTIFY)
+		{
+			continue;
+		}
+		notify = (notify_payload_t*)payload;
+		if (notify->get_notify_type(notify) == INITIAL_CONTACT)
+		{
+			message->remove_payload_at(message, enumerator);
+			payload->destroy(payload);
+			DBG2(DBG_IKE, "gikev2: no INITIAL_CONTACT in GSA_AUTH, IKE_SA "
+				 "[%u] with %H registers too", other, gcks);
+		}
+	}
+	enumerator->destroy(enumerator);
+}
+
 METHOD(listener_t, message_hook, bool,
 	private_gikev2_gm_listener_t *this, ike_sa_t *ike_sa,
 	message_t *message, bool incoming, bool plain)
@@ -1524,6 +1943,9 @@ METHOD(listener_t, message_hook, bool,
 		message->get_exchange_type(message) == IKE_SA_INIT)
 	{
 		ike_sa->enable_extension(ike_sa, EXT_GIKEV2);
+		/* IKE_SA_INIT again after a cookie or INVALID_KE_PAYLOAD */
+		untrack_ike_sa(this, ike_sa->get_unique_id(ike_sa));
+		track_ike_sa(this, ike_sa);
 		DBG1(DBG_IKE, "gikev2: IKE_SA %s[%u] registers membership '%s', "
 			 "IKE_AUTH will be GSA_AUTH", ike_sa->get_name(ike_sa),
 			 ike_sa->get_unique_id(ike_sa), m->name);
@@ -1532,6 +1954,7 @@ METHOD(listener_t, message_hook, bool,
 			 message->get_wire_exchange_type(message) == GSA_AUTH &&
 			 message->get_payload(message, PLV2_ID_INITIATOR))
 	{
+		strip_initial_contact(this, ike_sa, message);
 		add_registration(m, message);
 	}
 	else if (incoming && !message->get_request(message) &&
@@ -1607,7 +2030,11 @@ METHOD(listener_t, ike_updown, bool,
 	{
 		return TRUE;
 	}
-	if (!up)
+	if (up)
+	{
+		ike_sa_up(this, ike_sa->get_unique_id(ike_sa));
+	}
+	else
 	{	/* multicast members keep their SAs, but SK_d is gone */
 		membership_put(m);
 		this->lock->read_lock(this->lock);
@@ -1643,6 +2070,7 @@ METHOD(listener_t, ike_updown, bool,
 			 "'%s'", ike_sa->get_name(ike_sa), ike_sa->get_unique_id(ike_sa),
 			 m->name);
 		gikev2_close_ike_sa(ike_sa->get_unique_id(ike_sa), 0);
+		registration_failed(m);
 		membership_put(m);
 		return TRUE;
 	}
@@ -1678,6 +2106,25 @@ METHOD(listener_t, ike_updown, bool,
 	return TRUE;
 }
 
+METHOD(listener_t, ike_state_change, bool,
+	private_gikev2_gm_listener_t *this, ike_sa_t *ike_sa,
+	ike_sa_state_t state)
+{
+	membership_t *m;
+
+	if (state == IKE_DESTROYING &&
+		untrack_ike_sa(this, ike_sa->get_unique_id(ike_sa)))
+	{	/* initiated to register, never came up */
+		m = find(this, ike_sa);
+		if (m)
+		{
+			registration_failed(m);
+			membership_put(m);
+		}
+	}
+	return TRUE;
+}
+
 /**
  * Stop a membership: remove its SAs and policies from the kernel, close
  * its sockets and stop its timer; jobs and tasks still referencing it do
@@ -1685,7 +2132,7 @@ METHOD(listener_t, ike_updown, bool,
  */
 static void membership_shutdown(membership_t *m)
 {
-	linked_list_t *sockets, *sas;
+	linked_list_t *sockets, *sas, *drops;
 	gikev2_timer_t *timer;
 
 	m->mutex->lock(m->mutex);
@@ -1696,6 +2143,8 @@ static void membership_shutdown(membership_t *m)
 	m->sockets = linked_list_create();
 	sas = m->sas;
 	m->sas = linked_list_create();
+	drops = m->drops;
+	m->drops = linked_list_create();
 	m->mutex->unlock(m->mutex);
 
 	if (timer)
@@ -1705,6 +2154,7 @@ static void membership_shutdown(membership_t *m)
 	/* waits for a running watcher callback of each */
 	sockets->destroy_function(sockets, (void*)socket_destroy);
 	sas->destroy_function(sas, (void*)uninstall);
+	drops->destroy_function(drops, (void*)drop_destroy);
 }
 
 /**
@@ -1715,10 +2165,12 @@ static void membership_free(membership_t *m)
 	membership_shutdown(m);
 	m->sockets->destroy(m->sockets);
 	m->sas->destroy(m->sas);
+	m->drops->destroy(m->drops);
 	gikev2_gm_destroy(m->gm);
 	DESTROY_IF(m->local);
 	chunk_clear(&m->sk_d);
 	chunk_free(&m->response);
+	chunk_free(&m->last_rekey);
 	m->mutex->destroy(m->mutex);
 	gikev2_settings_free(m->keys, m->values, m->count);
 	free(m->group);
@@ -1859,6 +2311,9 @@ METHOD(gikev2_gm_listener_t, destroy, void,
 	this->leaving->destroy_function(this->leaving, (void*)membership_put);
 	this->lock->destroy(this->lock);
 	this->config->destroy(this->config);
+	this->ike_sas->destroy_function(this->ike_sas,
+									(void*)ike_sa_entry_destroy);
+	this->ike_sas_lock->destroy(this->ike_sas_lock);
 	free(this->registered);
 	free(this);
 }
@@ -1888,6 +2343,7 @@ static membership_t *membership_create(char *name)
 		.conn = strdup(conn),
 		.sas = linked_list_create(),
 		.sockets = linked_list_create(),
+		.drops = linked_list_create(),
 		.mutex = mutex_create(MUTEX_TYPE_RECURSIVE),
 		.ref = 1,
 	);
@@ -1908,6 +2364,7 @@ static membership_t *membership_create(char *name)
 		membership_put(m);
 		return NULL;
 	}
+	gikev2_gm_fail_closed(m->gm, &m->fail_closed);
 	m->timer = gikev2_timer_create((gikev2_timer_cb_t)timeout, m);
 	return m;
 }
@@ -2246,6 +2703,7 @@ gikev2_gm_listener_t *gikev2_gm_listener_create(int *count)
 				.message = _message_hook,
 				.ike_derived_keys = _ike_derived_keys,
 				.ike_updown = _ike_updown,
+				.ike_state_change = _ike_state_change,
 			},
 			.create_status_enumerator = _create_status_enumerator,
 			.register_membership = _register_membership,
@@ -2256,6 +2714,8 @@ gikev2_gm_listener_t *gikev2_gm_listener_create(int *count)
 		.leaving = linked_list_create(),
 		.lock = rwlock_create(RWLOCK_TYPE_DEFAULT),
 		.config = mutex_create(MUTEX_TYPE_DEFAULT),
+		.ike_sas = linked_list_create(),
+		.ike_sas_lock = mutex_create(MUTEX_TYPE_DEFAULT),
 	);
 
 	if (!add_memberships(this, count))

@@ -525,11 +525,35 @@ pub fn group_from_settings<'a>(
     Ok(cfg)
 }
 
+/// What a GM's host does with the group's traffic when its keys expire
+/// and nothing replaced them (the GCKS is gone): the `fail_mode` setting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FailMode {
+    /// Drop it: the last policies' selectors stay blocked until the GM
+    /// holds keys again or leaves (the default: no cleartext by surprise).
+    #[default]
+    Closed,
+    /// Let it pass in the clear.
+    Open,
+}
+
 /// Reads a GM's membership from its settings.
 pub fn membership_from_settings<'a>(
     pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Result<MembershipConfig, ConfigError> {
+    membership_settings(pairs).map(|(cfg, _)| cfg)
+}
+
+/// Reads a GM's membership and its host's fail mode from its settings.
+pub fn membership_settings<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<(MembershipConfig, FailMode), ConfigError> {
     let mut s = Settings::new(pairs)?;
+    let fail_mode = match s.take("fail_mode").as_deref() {
+        None | Some("closed") => FailMode::Closed,
+        Some("open") => FailMode::Open,
+        Some(v) => return Err(err("fail_mode", format!("'{v}' is not closed or open"))),
+    };
     let group = s.require("id", parse_group_id)?;
     let role = s.take_or("role", "receiver".to_owned(), |v| Ok(v.to_owned()))?;
     let role = match role.as_str() {
@@ -591,12 +615,13 @@ pub fn membership_from_settings<'a>(
         });
     }
     s.finish()?;
-    Ok(MembershipConfig {
+    let cfg = MembershipConfig {
         group,
         role,
         sender_ids,
         offer: (!proposals.is_empty()).then_some(SaPayload { proposals }),
-    })
+    };
+    Ok((cfg, fail_mode))
 }
 
 #[cfg(test)]
@@ -712,6 +737,13 @@ mod tests {
         let offer = m.offer.unwrap();
         assert_eq!(offer.proposals.len(), 2);
         assert!(membership_from_settings([("id", "x"), ("role", "boss")]).is_err());
+        let mode = |v| membership_settings([("id", "x"), ("fail_mode", v)]).map(|(_, m)| m);
+        assert_eq!(mode("open").unwrap(), FailMode::Open);
+        assert_eq!(mode("closed").unwrap(), FailMode::Closed);
+        let e = mode("ajar").unwrap_err().to_string();
+        assert!(e.starts_with("fail_mode: ") && e.contains("'ajar'"), "{e}");
+        let (_, m) = membership_settings([("id", "x")]).unwrap();
+        assert_eq!(m, FailMode::Closed);
     }
 
     #[test]

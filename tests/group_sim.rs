@@ -516,12 +516,57 @@ fn expiring_sas_without_replacement_ask_for_registration() {
     sim.advance(260_000);
     assert!(sim.members[0].reregister.is_empty());
     sim.advance(20_000); // within 30 s of expiry
-    assert_eq!(sim.members[0].reregister, [ReregisterReason::Expiring]);
+    assert_eq!(sim.members[0].reregister[0], ReregisterReason::Expiring);
     assert!(!sim.members[0].kernel.is_empty());
     sim.advance(30_000); // past expiry
     assert!(sim.members[0].kernel.is_empty(), "expired SAs are deleted");
-    // The unanswered request is repeated, not lost.
+    // Each failed attempt is retried, not lost.
     assert!(sim.members[0].reregister.len() >= 2);
+}
+
+/// With the GCKS gone, failed registrations are retried with a backoff
+/// that doubles up to five minutes, with jitter; the GM keeps its SAs
+/// meanwhile and registers again when the GCKS returns.
+#[test]
+fn failed_registrations_back_off_and_recover() {
+    let mut cfg = config(KeyManagement::Flat, 8);
+    cfg.teks[0].lifetime_secs = 7200;
+    let mut sim = Sim::new(cfg, 12);
+    sim.join("gm1@example.com", receiver()).unwrap();
+    let held = sim.inbound(0);
+    sim.gcks_down = true;
+    // Lost rekeys are not seen by the GM; it asks when the TEK nears expiry.
+    sim.advance(7_200_000 - 25_000);
+    assert_eq!(sim.members[0].reregister[0], ReregisterReason::Expiring);
+    sim.advance(20_000);
+    assert_eq!(sim.inbound(0), held, "SAs are kept until they expire");
+    sim.advance(3_600_000);
+    let d = &sim.members[0].retry_delays;
+    assert!(
+        d.len() >= 10,
+        "retries go on: {d:?} {:?}",
+        sim.members[0].reregister
+    );
+    // Each wait lies in [cap/2, cap], the cap doubling from 5 s to 300 s.
+    for (i, w) in d.iter().enumerate() {
+        let cap = (5_000u64 << i.min(16)).min(300_000);
+        assert!((cap / 2..=cap).contains(w), "retry {i}: {w} ms, cap {cap}");
+    }
+    assert!(d[1..].iter().any(|&w| w != d[1]), "jittered: {d:?}");
+    assert!(
+        sim.members[0].reregister[1..]
+            .iter()
+            .all(|r| *r == ReregisterReason::Retry)
+    );
+    assert_eq!(sim.members[0].gm.failures() as usize, d.len());
+
+    // The GCKS returns: the next attempt succeeds and resets the backoff.
+    sim.gcks_down = false;
+    sim.advance(1_000); // its timers catch up: fresh keys
+    sim.register(0, ExchangeType::GSA_AUTH).unwrap();
+    assert_eq!(sim.members[0].gm.failures(), 0);
+    assert!(!sim.inbound(0).is_empty());
+    assert!(sim.inbound(0).iter().all(|sa| !held.contains(sa)));
 }
 
 /// A small group rekeyed over kept IKE SAs (§2.4.2): the member installs

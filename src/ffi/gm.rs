@@ -11,7 +11,7 @@ use super::{
     group_name, guard, handle, hex, lock, non_null, put, put_deadline, registration_exchange,
     settings,
 };
-use crate::config::membership_from_settings;
+use crate::config::{FailMode, membership_settings};
 use crate::crypto::OsRng;
 use crate::gm::{Gm, GmAction, GmError, ReregisterReason, SaDirection};
 use crate::iana::NotifyType;
@@ -24,6 +24,7 @@ use crate::wire::{RekeySpi, SaRef};
 /// are serialized by a mutex inside).
 pub struct gikev2_gm_t {
     state: Mutex<GmState>,
+    fail_mode: FailMode,
 }
 
 struct GmState {
@@ -97,6 +98,8 @@ pub enum gikev2_reregister_reason_t {
     GIKEV2_REREGISTER_SENDER_ID_TOO_WIDE = 4,
     /// The GCKS excluded this member (or deleted the group SA).
     GIKEV2_REREGISTER_EXCLUDED = 5,
+    /// The last registration failed: a retry after a backoff.
+    GIKEV2_REREGISTER_RETRY = 6,
 }
 
 /// An action of the GM for its host. Fields not used by `kind` are zero.
@@ -199,13 +202,14 @@ pub unsafe extern "C" fn gikev2_gm_new(
         non_null(gm, "gm")?;
         // SAFETY: per the function's contract.
         let pairs = unsafe { settings(keys, values, count) }?;
-        let cfg =
-            membership_from_settings(pairs).map_err(|e| fail(GIKEV2_ERR_CONFIG, e.to_string()))?;
+        let (cfg, fail_mode) =
+            membership_settings(pairs).map_err(|e| fail(GIKEV2_ERR_CONFIG, e.to_string()))?;
         let h = Box::new(gikev2_gm_t {
             state: Mutex::new(GmState {
                 engine: Gm::new(cfg, Box::new(OsRng)),
                 front: None,
             }),
+            fail_mode,
         });
         // SAFETY: checked non-NULL; writable by the caller's contract.
         unsafe { put(gm, "gm", Box::into_raw(h)) }
@@ -427,6 +431,63 @@ pub unsafe extern "C" fn gikev2_gm_handle_timeout(
     })
 }
 
+/// Whether the membership's host keeps the group's traffic blocked when
+/// its keys expire with nothing to replace them (setting `fail_mode`,
+/// default closed): writes it to `*closed`.
+///
+/// # Safety
+/// `gm` is NULL or a live handle; `closed` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gikev2_gm_fail_closed(
+    gm: *const gikev2_gm_t,
+    closed: *mut bool,
+) -> gikev2_error_t {
+    guard("gikev2_gm_fail_closed", || {
+        non_null(closed, "closed")?;
+        // SAFETY: per the function's contract.
+        let h = unsafe { handle(gm, "gm") }?;
+        let v = h.fail_mode == FailMode::Closed;
+        // SAFETY: checked non-NULL; writable per the contract.
+        unsafe { closed.write(v) };
+        Ok(())
+    })
+}
+
+/// Reports that a registration attempt failed at `now_ms` (no IKE SA with
+/// the GCKS came up, or it went without an answer). The GM keeps its SAs
+/// and asks to register again (a REREGISTER action, reason RETRY) after an
+/// exponential backoff with jitter: 5 s doubling up to 300 s. Writes the
+/// wait in ms to `*retry_ms` and the failures in a row to `*failures`
+/// (either may be NULL).
+///
+/// # Safety
+/// `gm` is NULL or a live handle; `retry_ms` and `failures` are NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gikev2_gm_registration_failed(
+    gm: *mut gikev2_gm_t,
+    now_ms: u64,
+    retry_ms: *mut u64,
+    failures: *mut u32,
+) -> gikev2_error_t {
+    guard("gikev2_gm_registration_failed", || {
+        // SAFETY: per the function's contract.
+        let h = unsafe { handle(gm, "gm") }?;
+        let mut state = lock(&h.state)?;
+        let wait = state.engine.registration_failed(now_ms);
+        let count = state.engine.failures();
+        if !retry_ms.is_null() {
+            // SAFETY: non-NULL and writable per the contract.
+            unsafe { retry_ms.write(wait) };
+        }
+        if !failures.is_null() {
+            // SAFETY: non-NULL and writable per the contract.
+            unsafe { failures.write(count) };
+        }
+        Ok(())
+    })
+}
+
 /// Takes the next action: fills `*action` (kind NONE when there is none).
 /// For INSTALL the encryption key is copied into `encr_key` and the
 /// integrity key into `integ_key`, their lengths into `*encr_key_len` and
@@ -547,6 +608,7 @@ fn gm_action(a: Option<&GmAction>) -> (gikev2_gm_action_t, Keys<'_>) {
                 ReregisterReason::NoSenderId => GIKEV2_REREGISTER_NO_SENDER_ID,
                 ReregisterReason::SenderIdTooWide => GIKEV2_REREGISTER_SENDER_ID_TOO_WIDE,
                 ReregisterReason::Excluded => GIKEV2_REREGISTER_EXCLUDED,
+                ReregisterReason::Retry => GIKEV2_REREGISTER_RETRY,
             };
         }
     }

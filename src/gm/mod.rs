@@ -43,9 +43,16 @@ fn soft_expiry(now: Millis, lifetime_secs: u32) -> Millis {
     let life = Millis::from(lifetime_secs) * 1000;
     now + life - SOFT_LIFETIME_MARGIN.min(life / 10)
 }
-/// A registration asked for and not answered is asked for again after
-/// this long; meanwhile further reasons do not repeat the request.
-const REREGISTER_RETRY: Millis = 30_000;
+/// A registration asked for and neither answered nor reported failed
+/// ([`Gm::registration_failed`]) is asked for again after this long;
+/// meanwhile further reasons do not repeat the request. Longer than
+/// charon's IKE retransmissions give up after (165 s by default), which
+/// report a failure themselves.
+const REREGISTER_RETRY: Millis = 180_000;
+/// Wait before the first retry of a failed registration; it doubles with
+/// each failure in a row up to [`RETRY_MAX`].
+const RETRY_BASE: Millis = 5_000;
+const RETRY_MAX: Millis = 300_000;
 
 /// What this member does with the group's traffic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,6 +112,9 @@ pub enum ReregisterReason {
     /// The GCKS deleted the Rekey SA with SPI zero, or the key tree left
     /// this member out (§2.4.3, §3.3).
     Excluded,
+    /// The last registration failed (GCKS unreachable or refusing): retry
+    /// after a backoff.
+    Retry,
 }
 
 /// Something the host must do.
@@ -254,6 +264,11 @@ pub struct Gm {
     reregister_at: Option<(Millis, ReregisterReason)>,
     /// When the last `Reregister` went out, until a registration succeeds.
     reregister_sent: Option<(Millis, ReregisterReason)>,
+    /// Registrations failed in a row, for the retry backoff.
+    failures: u32,
+    /// The time of the last `handle_timeout`: soft lifetimes already
+    /// checked then are no deadlines any more (the host would spin on them).
+    checked: Millis,
     actions: VecDeque<GmAction>,
 }
 
@@ -322,6 +337,8 @@ impl Gm {
             seen_message_ids: Vec::new(),
             reregister_at: None,
             reregister_sent: None,
+            failures: 0,
+            checked: 0,
             actions: VecDeque::new(),
         }
     }
@@ -414,6 +431,7 @@ impl Gm {
         self.registered = true;
         self.reregister_at = None;
         self.reregister_sent = None;
+        self.failures = 0;
         for t in old {
             // SAs the new policy still holds are installed again below.
             self.delete_now(&t);
@@ -569,6 +587,40 @@ impl Gm {
             Some((_, seen)) => *seen = (*seen).max(id),
             None => self.seen_message_ids.push((spi, id)),
         }
+    }
+
+    /// A registration attempt failed: no IKE SA with the GCKS, or no
+    /// usable answer on it. The GM keeps its SAs until they expire and
+    /// tries again after an exponential backoff with jitter, so that a
+    /// group's members do not all return at once when the GCKS does.
+    /// Returns the wait.
+    pub fn registration_failed(&mut self, now: Millis) -> Millis {
+        let shift = self.failures.min(16);
+        self.failures = self.failures.saturating_add(1);
+        let cap = RETRY_BASE.saturating_mul(1 << shift).min(RETRY_MAX);
+        let mut b = [0; 8];
+        let r = match self.rng.fill(&mut b) {
+            Ok(()) => u64::from_be_bytes(b),
+            Err(_) => 0,
+        };
+        // between half the cap and the cap
+        let delay = cap / 2 + r % (cap / 2 + 1);
+        self.reregister_sent = None;
+        if self
+            .reregister_at
+            .is_some_and(|(_, r)| r == ReregisterReason::Excluded)
+        {
+            return self
+                .reregister_at
+                .map_or(0, |(at, _)| at.saturating_sub(now));
+        }
+        self.reregister_at = Some((now + delay, ReregisterReason::Retry));
+        delay
+    }
+
+    /// Registrations failed in a row since the last success.
+    pub fn failures(&self) -> u32 {
+        self.failures
     }
 
     fn jitter(&mut self) -> Millis {
@@ -932,12 +984,16 @@ impl Gm {
     }
 
     pub fn poll_timeout(&self) -> Option<Millis> {
-        let keks = self.keks.iter().flat_map(|k| [k.delete_at, Some(k.soft)]);
+        let pending = |soft: Millis| Some(soft).filter(|s| *s > self.checked);
+        let keks = self
+            .keks
+            .iter()
+            .flat_map(|k| [k.delete_at, pending(k.soft)]);
         let teks = self.teks.iter().flat_map(|t| {
             [
                 t.delete_at,
                 t.pending_out.as_ref().map(|(at, _)| *at),
-                Some(t.soft),
+                pending(t.soft),
                 Some(t.expires),
             ]
         });
@@ -949,6 +1005,7 @@ impl Gm {
     }
 
     pub fn handle_timeout(&mut self, now: Millis) {
+        self.checked = self.checked.max(now);
         // Senders switch to new SAs after ATD.
         let mut activated = Vec::new();
         for t in &mut self.teks {

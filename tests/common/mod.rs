@@ -81,6 +81,10 @@ pub struct Member {
     pub kernel: BTreeMap<(SaRef, SaDirection), TekInstall>,
     pub listening: Vec<RekeySpi>,
     pub reregister: Vec<ReregisterReason>,
+    /// Reregistrations asked for and not yet handled by the sim.
+    pending_reregister: usize,
+    /// Waits before the retries of failed registrations (GCKS down).
+    pub retry_delays: Vec<Millis>,
     /// Errors from GSA_REKEY messages it could not take.
     pub rekey_errors: Vec<String>,
     /// GSA_REKEY messages on Rekey SAs it does not hold.
@@ -100,7 +104,10 @@ impl Member {
                 }
                 GmAction::ListenRekey { spi, .. } => self.listening.push(spi),
                 GmAction::StopRekey { spi } => self.listening.retain(|s| *s != spi),
-                GmAction::Reregister { reason } => self.reregister.push(reason),
+                GmAction::Reregister { reason } => {
+                    self.reregister.push(reason);
+                    self.pending_reregister += 1;
+                }
             }
         }
     }
@@ -178,6 +185,8 @@ impl Sim {
             kernel: BTreeMap::new(),
             listening: Vec::new(),
             reregister: Vec::new(),
+            pending_reregister: 0,
+            retry_delays: Vec::new(),
             rekey_errors: Vec::new(),
             unknown_spi: 0,
         });
@@ -234,6 +243,14 @@ impl Sim {
         loop {
             for m in &mut self.members {
                 m.drain();
+                // With the GCKS gone, each attempt fails as charon reports
+                // an IKE SA that never came up.
+                while self.gcks_down && m.pending_reregister > 0 {
+                    m.pending_reregister -= 1;
+                    let delay = m.gm.registration_failed(self.now);
+                    m.retry_delays.push(delay);
+                }
+                m.pending_reregister = 0;
             }
             let Some(a) = self.gcks.poll_action() else {
                 return;
