@@ -147,6 +147,17 @@ typedef enum gikev2_error_t {
      * refuses further work and should be destroyed.
      */
     GIKEV2_ERR_PANIC = 15,
+    /**
+     * A group's state file is corrupt or truncated, from another format
+     * version, or was written for the group configured differently. The
+     * file is left untouched; the message names it and the reason.
+     */
+    GIKEV2_ERR_STATE_FILE = 16,
+    /**
+     * Reading or writing a file failed; the message names it and the
+     * OS error.
+     */
+    GIKEV2_ERR_IO = 17,
 } gikev2_error_t;
 
 /**
@@ -282,6 +293,10 @@ typedef enum gikev2_reregister_reason_t {
      * The last registration failed: a retry after a backoff.
      */
     GIKEV2_REREGISTER_RETRY = 6,
+    /**
+     * The IKE SA an inband group's rekeys come over went down.
+     */
+    GIKEV2_REREGISTER_IKE_SA_LOST = 7,
 } gikev2_reregister_reason_t;
 
 /**
@@ -510,6 +525,39 @@ enum gikev2_error_t gikev2_gcks_add_group(struct gikev2_gcks_t *gcks,
                                           const char *const *keys,
                                           const char *const *values,
                                           size_t count);
+
+/**
+ * Like gikev2_gcks_add_group(), with the group's state kept in the file
+ * `state_path`: if it exists, the group continues from it (its keys, key
+ * tree, members, exclusions, Message IDs and Sender-IDs, deadlines less
+ * the time the GCKS was down), so members registered before a restart
+ * keep following its rekeys; otherwise the group starts afresh and the
+ * file is created (mode 0600, its directory 0700 if missing). From then
+ * on the handle saves the group's state atomically (temporary file,
+ * fsync, rename, fsync of the directory) after every change, before the
+ * change's registration answer or GSA_REKEY leaves it; a failed save is
+ * logged, and a registration that could not be saved is answered with
+ * REGISTRATION_FAILED. `*restored` (if not NULL) tells whether the state
+ * was restored.
+ *
+ * Errors: as gikev2_gcks_add_group(); GIKEV2_ERR_STATE_FILE if the file
+ * is corrupt or truncated, from another format version, or written for
+ * the group configured differently (the message names the file, the
+ * reason and, for a configuration change, the setting); GIKEV2_ERR_IO if
+ * it cannot be read, or the new file cannot be written. The file is
+ * never changed by a failing call, and the group is then not served.
+ *
+ * # Safety
+ * As gikev2_gcks_add_group(); `state_path` NULL or a NUL-terminated
+ * path; `restored` NULL or writable.
+ */
+enum gikev2_error_t gikev2_gcks_add_group_state(struct gikev2_gcks_t *gcks,
+                                                uint64_t now_ms,
+                                                const char *const *keys,
+                                                const char *const *values,
+                                                size_t count,
+                                                const char *state_path,
+                                                bool *restored);
 
 /**
  * Stops serving the group `group` (written as the `id` setting is);
@@ -824,6 +872,19 @@ enum gikev2_error_t gikev2_gm_handle_timeout(struct gikev2_gm_t *gm, uint64_t no
  * `gm` is NULL or a live handle; `closed` is NULL or writable.
  */
 enum gikev2_error_t gikev2_gm_fail_closed(const struct gikev2_gm_t *gm, bool *closed);
+
+/**
+ * Reports that the IKE SA the membership registered on went down at
+ * `now_ms`. For a group rekeyed inband the GM then registers again (a
+ * REREGISTER action, reason IKE_SA_LOST, within 2.5 to 5 s); `*reregisters`
+ * (may be NULL) says whether it will.
+ *
+ * # Safety
+ * `gm` is NULL or a live handle; `reregisters` is NULL or writable.
+ */
+enum gikev2_error_t gikev2_gm_ike_sa_down(struct gikev2_gm_t *gm,
+                                          uint64_t now_ms,
+                                          bool *reregisters);
 
 /**
  * Reports that a registration attempt failed at `now_ms` (no IKE SA with

@@ -16,6 +16,7 @@
 #include "gikev2_util.h"
 
 #include <unistd.h>
+#include <limits.h>
 #include <errno.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -54,6 +55,11 @@ typedef struct {
 	 * TRUE once closing the IKE_SA is scheduled
 	 */
 	bool closing;
+
+	/**
+	 * IKE_SA ID, to close it without a walk over all IKE_SAs
+	 */
+	ike_sa_id_t *ike_sa_id;
 
 } member_sa_t;
 
@@ -106,6 +112,11 @@ struct private_gikev2_gcks_listener_t {
 	 * Lock serializing (re)loads of the groups
 	 */
 	mutex_t *config;
+
+	/**
+	 * Directory of the groups' state files, NULL to keep no state
+	 */
+	char *state_dir;
 };
 
 /**
@@ -147,6 +158,7 @@ static void member_sa_destroy(member_sa_t *sa)
 {
 	chunk_clear(&sa->sk_d);
 	chunk_free(&sa->request);
+	DESTROY_IF(sa->ike_sa_id);
 	free(sa);
 }
 
@@ -392,6 +404,7 @@ static void inband_rekey(u_int id, chunk_t records)
 static void close_member(private_gikev2_gcks_listener_t *this, u_int id)
 {
 	member_sa_t *sa;
+	ike_sa_id_t *ike_sa_id = NULL;
 	bool close = TRUE;
 
 	this->mutex->lock(this->mutex);
@@ -400,12 +413,21 @@ static void close_member(private_gikev2_gcks_listener_t *this, u_int id)
 	{
 		close = !sa->closing;
 		sa->closing = TRUE;
+		if (sa->ike_sa_id)
+		{
+			ike_sa_id = sa->ike_sa_id->clone(sa->ike_sa_id);
+		}
 	}
 	this->mutex->unlock(this->mutex);
-	if (close)
+	if (close && ike_sa_id)
+	{
+		gikev2_close_ike_sa_id(ike_sa_id, CLOSE_DELAY_MS);
+	}
+	else if (close)
 	{
 		gikev2_close_ike_sa(id, CLOSE_DELAY_MS);
 	}
+	DESTROY_IF(ike_sa_id);
 }
 
 /**
@@ -416,7 +438,7 @@ static void drain(private_gikev2_gcks_listener_t *this)
 	gikev2_gcks_action_t action;
 	gikev2_error_t err;
 	uint8_t buf[65536];
-	size_t len;
+	size_t len, used = 0;
 	uint64_t deadline;
 	bool has;
 
@@ -424,6 +446,9 @@ static void drain(private_gikev2_gcks_listener_t *this)
 	{
 		len = sizeof(buf);
 		err = gikev2_gcks_poll_action(this->gcks, &action, buf, &len);
+		/* wipe only what the core wrote, not 64 KiB per call */
+		used = err == GIKEV2_OK ? max(used, min(len, sizeof(buf)))
+								: sizeof(buf);
 		if (err != GIKEV2_OK)
 		{
 			DBG1(DBG_IKE, "gikev2: polling GCKS actions failed: %s",
@@ -457,7 +482,7 @@ static void drain(private_gikev2_gcks_listener_t *this)
 				break;
 		}
 	}
-	memwipe(buf, sizeof(buf));
+	memwipe(buf, used);
 	if (gikev2_gcks_poll_timeout(this->gcks, &has, &deadline) == GIKEV2_OK &&
 		has)
 	{
@@ -539,11 +564,12 @@ static void respond(private_gikev2_gcks_listener_t *this, ike_sa_t *ike_sa,
 		response.len = len;
 		refused = gikev2_records_error(response);
 		if (err != GIKEV2_OK)
-		{
-			DBG1(DBG_IKE, "gikev2: %s request of '%s' malformed: %s",
-				 name, identity, gikev2_last_error());
+		{	/* one line per request: the refusal is the malformation's */
+			DBG1(DBG_IKE, "gikev2: %s request of '%s' malformed, answering "
+				 "with %N: %s", name, identity, notify_type_names, refused,
+				 gikev2_last_error());
 		}
-		if (!response.len)
+		else if (!response.len)
 		{	/* Figure 8: IDg and N(REGISTRATION_FAILED) */
 			DBG1(DBG_IKE, "gikev2: member '%s' of IKE_SA %s[%u] left its "
 				 "group with %s, removed from it", identity,
@@ -771,6 +797,8 @@ METHOD(listener_t, ike_derived_keys, bool,
 	sa = get_sa(this, ike_sa->get_unique_id(ike_sa), TRUE);
 	chunk_clear(&sa->sk_d);
 	sa->sk_d = chunk_clone(sk_d);
+	DESTROY_IF(sa->ike_sa_id);
+	sa->ike_sa_id = ike_sa->get_id(ike_sa)->clone(ike_sa->get_id(ike_sa));
 	this->mutex->unlock(this->mutex);
 	return TRUE;
 }
@@ -898,6 +926,7 @@ METHOD(gikev2_gcks_listener_t, destroy, void,
 	this->send_lock->destroy(this->send_lock);
 	this->config->destroy(this->config);
 	gikev2_gcks_destroy(this->gcks);
+	free(this->state_dir);
 	if (this->fd >= 0)
 	{
 		close(this->fd);
@@ -947,21 +976,81 @@ static bool group_cfg_equals(group_cfg_t *a, group_cfg_t *b)
 }
 
 /**
- * Start serving a group in a core GCKS, logging errors as
- * "section: key: reason"
+ * Path of a group's state file in state_dir
  */
-static bool group_cfg_add(group_cfg_t *cfg, gikev2_gcks_t *gcks)
+static void state_path(char *state_dir, group_cfg_t *cfg, char *buf,
+					   size_t len)
 {
-	if (gikev2_gcks_add_group(gcks, gikev2_now_ms(),
-							  (const char *const *)cfg->keys,
-							  (const char *const *)cfg->values,
-							  cfg->count) != GIKEV2_OK)
+	snprintf(buf, len, "%s/%s.state", state_dir, cfg->name);
+}
+
+/**
+ * Start serving a group in a core GCKS, logging errors as
+ * "section: key: reason". With a state_dir, the group continues from its
+ * state file there, or starts afresh and creates it; a state file that is
+ * corrupt, from another version or for another configuration of the group
+ * is refused (and left untouched)
+ */
+static bool group_cfg_add(group_cfg_t *cfg, gikev2_gcks_t *gcks,
+						  char *state_dir)
+{
+	gikev2_error_t err;
+	char path[PATH_MAX] = "";
+	bool restored = FALSE;
+
+	if (!state_dir)
 	{
-		DBG1(DBG_CFG, "gikev2: %s.plugins.gikev2.groups.%s: %s", lib->ns,
-			 cfg->name, gikev2_last_error());
-		return FALSE;
+		err = gikev2_gcks_add_group(gcks, gikev2_now_ms(),
+									(const char *const *)cfg->keys,
+									(const char *const *)cfg->values,
+									cfg->count);
 	}
-	return TRUE;
+	else
+	{
+		state_path(state_dir, cfg, path, sizeof(path));
+		err = gikev2_gcks_add_group_state(gcks, gikev2_now_ms(),
+									(const char *const *)cfg->keys,
+									(const char *const *)cfg->values,
+									cfg->count, path, &restored);
+	}
+	switch (err)
+	{
+		case GIKEV2_OK:
+			if (restored)
+			{
+				DBG1(DBG_CFG, "gikev2: group '%s' restored from %s, its "
+					 "members keep their keys", cfg->name, path);
+			}
+			return TRUE;
+		case GIKEV2_ERR_STATE_FILE:
+			DBG1(DBG_CFG, "gikev2: %s.plugins.gikev2.groups.%s: %s; move it "
+				 "away to serve the group afresh (its members then register "
+				 "again)", lib->ns, cfg->name, gikev2_last_error());
+			return FALSE;
+		default:
+			DBG1(DBG_CFG, "gikev2: %s.plugins.gikev2.groups.%s: %s", lib->ns,
+				 cfg->name, gikev2_last_error());
+			return FALSE;
+	}
+}
+
+/**
+ * Remove the state file of a group no longer served as it was
+ */
+static void state_unlink(private_gikev2_gcks_listener_t *this,
+						 group_cfg_t *cfg)
+{
+	char path[PATH_MAX];
+
+	if (this->state_dir)
+	{
+		state_path(this->state_dir, cfg, path, sizeof(path));
+		if (unlink(path) < 0 && errno != ENOENT)
+		{
+			DBG1(DBG_CFG, "gikev2: removing state file %s failed: %s", path,
+				 strerror(errno));
+		}
+	}
 }
 
 /**
@@ -979,7 +1068,7 @@ static bool group_cfg_check(group_cfg_t *cfg)
 			 gikev2_last_error());
 		return FALSE;
 	}
-	ok = group_cfg_add(cfg, scratch);
+	ok = group_cfg_add(cfg, scratch, NULL);
 	gikev2_gcks_destroy(scratch);
 	return ok;
 }
@@ -1026,7 +1115,7 @@ static bool add_groups(private_gikev2_gcks_listener_t *this, int *count)
 	while (enumerator->enumerate(enumerator, &name))
 	{
 		cfg = group_cfg_create(name);
-		if (group_cfg_add(cfg, this->gcks))
+		if (group_cfg_add(cfg, this->gcks, this->state_dir))
 		{
 			DBG1(DBG_CFG, "gikev2: serving group '%s' as GCKS", name);
 			this->groups->insert_last(this->groups, cfg);
@@ -1081,10 +1170,11 @@ METHOD(gikev2_gcks_listener_t, reload, int,
 			continue;
 		}
 		if (old)
-		{
+		{	/* served with new keys: its state file is obsolete */
 			group_cfg_remove(this, old);
+			state_unlink(this, old);
 		}
-		if (group_cfg_add(cfg, this->gcks))
+		if (group_cfg_add(cfg, this->gcks, this->state_dir))
 		{
 			if (old)
 			{
@@ -1102,7 +1192,7 @@ METHOD(gikev2_gcks_listener_t, reload, int,
 		else
 		{	/* e.g. an id served by another section */
 			group_cfg_destroy(cfg);
-			if (old && group_cfg_add(old, this->gcks))
+			if (old && group_cfg_add(old, this->gcks, this->state_dir))
 			{
 				DBG1(DBG_CFG, "gikev2: group '%s' keeps its previous "
 					 "configuration, with new keys: its members must "
@@ -1120,6 +1210,7 @@ METHOD(gikev2_gcks_listener_t, reload, int,
 	while (this->groups->remove_first(this->groups, (void**)&old) == SUCCESS)
 	{
 		group_cfg_remove(this, old);
+		state_unlink(this, old);
 		DBG1(DBG_CFG, "gikev2: group '%s' no longer configured, not served "
 			 "anymore: its members and keys are dropped", old->name);
 		group_cfg_destroy(old);
@@ -1162,6 +1253,18 @@ gikev2_gcks_listener_t *gikev2_gcks_listener_create(int *count)
 		.fd = -1,
 	);
 	this->timer = gikev2_timer_create((gikev2_timer_cb_t)timeout, this);
+	this->state_dir = lib->settings->get_str(lib->settings,
+								"%s.plugins.gikev2.state_dir", NULL, lib->ns);
+	if (this->state_dir && !*this->state_dir)
+	{
+		this->state_dir = NULL;
+	}
+	this->state_dir = strdupnull(this->state_dir);
+	if (this->state_dir)
+	{
+		DBG1(DBG_CFG, "gikev2: GCKS keeps the groups' state in %s",
+			 this->state_dir);
+	}
 
 	if (gikev2_gcks_new(&this->gcks) != GIKEV2_OK)
 	{

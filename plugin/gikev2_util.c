@@ -467,6 +467,54 @@ void gikev2_close_ike_sa(u_int id, uint32_t delay_ms)
 }
 
 /**
+ * Close an IKE_SA by its IKE_SA ID (callback_job_cb_t)
+ */
+static job_requeue_t close_ike_sa_id_job(ike_sa_id_t *ike_sa_id)
+{
+	ike_sa_t *ike_sa;
+
+	ike_sa = charon->ike_sa_manager->checkout(charon->ike_sa_manager,
+											  ike_sa_id);
+	if (ike_sa)
+	{
+		DBG1(DBG_IKE, "gikev2: closing IKE_SA %s[%u], G-IKEv2 no longer "
+			 "needs it", ike_sa->get_name(ike_sa),
+			 ike_sa->get_unique_id(ike_sa));
+		if (ike_sa->delete(ike_sa, FALSE) == DESTROY_ME)
+		{
+			charon->ike_sa_manager->checkin_and_destroy(
+											charon->ike_sa_manager, ike_sa);
+		}
+		else
+		{
+			charon->ike_sa_manager->checkin(charon->ike_sa_manager, ike_sa);
+		}
+	}
+	return JOB_REQUEUE_NONE;
+}
+
+/**
+ * Destroy the IKE_SA ID of a close job (callback_job_cleanup_t)
+ */
+static void close_ike_sa_id_cleanup(ike_sa_id_t *ike_sa_id)
+{
+	ike_sa_id->destroy(ike_sa_id);
+}
+
+/*
+ * Described in header
+ */
+void gikev2_close_ike_sa_id(ike_sa_id_t *ike_sa_id, uint32_t delay_ms)
+{
+	lib->scheduler->schedule_job_ms(lib->scheduler, (job_t*)
+				callback_job_create(
+						(callback_job_cb_t)close_ike_sa_id_job,
+						ike_sa_id->clone(ike_sa_id),
+						(callback_job_cleanup_t)close_ike_sa_id_cleanup,
+						NULL), delay_ms);
+}
+
+/**
  * Timer implementation
  */
 struct gikev2_timer_t {

@@ -149,6 +149,16 @@ traffic_selector_t *gikev2_ts_from_core(gikev2_ts_t *ts);
 void gikev2_close_ike_sa(u_int id, uint32_t delay_ms);
 
 /**
+ * Close an IKE_SA by its IKE_SA ID after a delay, as gikev2_close_ike_sa().
+ * Cheaper with many IKE_SAs: charon finds an IKE_SA ID in its hash table,
+ * a unique ID only by walking all IKE_SAs.
+ *
+ * @param ike_sa_id		IKE_SA ID (cloned)
+ * @param delay_ms		delay in ms
+ */
+void gikev2_close_ike_sa_id(ike_sa_id_t *ike_sa_id, uint32_t delay_ms);
+
+/**
  * Timer driving a core handle through charon's scheduler.
  */
 typedef struct gikev2_timer_t gikev2_timer_t;

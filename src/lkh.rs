@@ -28,6 +28,9 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::crypto::{CryptoError, KeyWrapAlg, Rng, Secret};
 use crate::wire::WrappedKey;
 
+/// Saving and restoring a tree with the GCKS's state (`crate::persist`).
+mod state;
+
 /// Why a key tree operation was refused. Nothing is changed when one is
 /// returned.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 use core::ffi::c_char;
 use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::gikev2_error_t::{self, *};
@@ -14,8 +15,9 @@ use super::{
 use crate::config::group_from_settings;
 use crate::crypto::{OsRng, Secret};
 use crate::gcks::{Gcks, GcksAction, GcksError, MemberId, Registration};
-use crate::iana::ProtocolId;
-use crate::wire::{Notify, Payload};
+use crate::iana::{NotifyType, ProtocolId};
+use crate::persist::{StateError, read_file, write_file_atomic};
+use crate::wire::{GroupId, Notify, Payload};
 
 /// A GCKS: the key server of any number of groups. Created with
 /// gikev2_gcks_new(), freed with gikev2_gcks_destroy(). Safe to use from
@@ -31,6 +33,53 @@ struct GcksState {
     front: Option<GcksAction>,
     /// A registration response that did not fit the caller's buffer.
     stash: Option<Stash>,
+    /// Groups whose state is kept in a file, saved whenever they changed
+    /// before anything they produced leaves the handle.
+    state_files: Vec<(GroupId, PathBuf)>,
+    /// The latest `now_ms` a call gave, for saves from calls without one.
+    last_now: u64,
+}
+
+/// Milliseconds since the Unix epoch: saved states carry the wall clock,
+/// so a restore can subtract the time the GCKS was down.
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl GcksState {
+    /// Saves every changed group that has a state file. A failure is
+    /// logged (once per failed save) and returned; the group stays marked
+    /// changed, so the next call tries again.
+    fn save(&mut self, now_ms: u64) -> Result<(), String> {
+        self.last_now = self.last_now.max(now_ms);
+        let mut result = Ok(());
+        for id in self.engine.dirty_groups() {
+            let Some((_, path)) = self.state_files.iter().find(|(g, _)| *g == id) else {
+                self.engine.mark_saved(&id);
+                continue;
+            };
+            let saved = self
+                .engine
+                .save_group(&id, now_ms, wall_ms())
+                .map_err(|e| e.to_string())
+                .and_then(|state| write_file_atomic(path, &state).map_err(|e| e.to_string()));
+            match saved {
+                Ok(()) => self.engine.mark_saved(&id),
+                Err(e) => {
+                    let msg = format!(
+                        "group {}: state not saved, a restart would lose its latest \
+                         changes: {e}",
+                        group_name(&id)
+                    );
+                    log::error!("{msg}");
+                    result = Err(msg);
+                }
+            }
+        }
+        result
+    }
 }
 
 /// A processed registration, kept until the same request asks again.
@@ -90,6 +139,8 @@ pub unsafe extern "C" fn gikev2_gcks_new(gcks: *mut *mut gikev2_gcks_t) -> gikev
                 engine: Gcks::new(Box::new(OsRng)),
                 front: None,
                 stash: None,
+                state_files: Vec::new(),
+                last_now: 0,
             }),
         });
         // SAFETY: checked non-NULL; writable by the caller's contract.
@@ -159,6 +210,113 @@ pub unsafe extern "C" fn gikev2_gcks_add_group(
     })
 }
 
+/// Like gikev2_gcks_add_group(), with the group's state kept in the file
+/// `state_path`: if it exists, the group continues from it (its keys, key
+/// tree, members, exclusions, Message IDs and Sender-IDs, deadlines less
+/// the time the GCKS was down), so members registered before a restart
+/// keep following its rekeys; otherwise the group starts afresh and the
+/// file is created (mode 0600, its directory 0700 if missing). From then
+/// on the handle saves the group's state atomically (temporary file,
+/// fsync, rename, fsync of the directory) after every change, before the
+/// change's registration answer or GSA_REKEY leaves it; a failed save is
+/// logged, and a registration that could not be saved is answered with
+/// REGISTRATION_FAILED. `*restored` (if not NULL) tells whether the state
+/// was restored.
+///
+/// Errors: as gikev2_gcks_add_group(); GIKEV2_ERR_STATE_FILE if the file
+/// is corrupt or truncated, from another format version, or written for
+/// the group configured differently (the message names the file, the
+/// reason and, for a configuration change, the setting); GIKEV2_ERR_IO if
+/// it cannot be read, or the new file cannot be written. The file is
+/// never changed by a failing call, and the group is then not served.
+///
+/// # Safety
+/// As gikev2_gcks_add_group(); `state_path` NULL or a NUL-terminated
+/// path; `restored` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gikev2_gcks_add_group_state(
+    gcks: *mut gikev2_gcks_t,
+    now_ms: u64,
+    keys: *const *const c_char,
+    values: *const *const c_char,
+    count: usize,
+    state_path: *const c_char,
+    restored: *mut bool,
+) -> gikev2_error_t {
+    guard("gikev2_gcks_add_group_state", || {
+        // SAFETY: per the function's contract.
+        let h = unsafe { handle(gcks, "gcks") }?;
+        // SAFETY: per the function's contract.
+        let pairs = unsafe { settings(keys, values, count) }?;
+        // SAFETY: per the function's contract.
+        let path = PathBuf::from(unsafe { utf8(state_path, "state_path") }?);
+        let read = |path: &str| std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"));
+        let cfg = group_from_settings(pairs, &read)
+            .map_err(|e| fail(GIKEV2_ERR_CONFIG, e.to_string()))?;
+        let id = cfg.id.clone();
+        let mut st = lock(&h.state)?;
+        if st.state_files.iter().any(|(_, p)| *p == path) {
+            return Err(fail(
+                GIKEV2_ERR_EXISTS,
+                format!("state file {} is another group's", path.display()),
+            ));
+        }
+        let was = restore_or_add(&mut st, now_ms, cfg, &path)?;
+        st.state_files.push((id, path));
+        if !restored.is_null() {
+            // SAFETY: checked non-NULL; writable per the contract.
+            unsafe { put(restored, "restored", was) }?;
+        }
+        Ok(())
+    })
+}
+
+/// Restores a group from its state file, or adds it fresh and creates
+/// the file; true if restored.
+fn restore_or_add(
+    st: &mut GcksState,
+    now_ms: u64,
+    cfg: crate::policy::GroupConfig,
+    path: &Path,
+) -> super::FfiResult<bool> {
+    let file_error = |e: StateError| {
+        let code = match e {
+            StateError::Io(_) => GIKEV2_ERR_IO,
+            StateError::Group(_) => GIKEV2_ERR_CONFIG,
+            _ => GIKEV2_ERR_STATE_FILE,
+        };
+        fail(
+            code,
+            format!("state file {} refused, left untouched: {e}", path.display()),
+        )
+    };
+    match read_file(path).map_err(file_error)? {
+        Some(state) => {
+            st.engine
+                .restore_group(now_ms, wall_ms(), cfg, &state)
+                .map_err(file_error)?;
+            Ok(true)
+        }
+        None => {
+            let id = cfg.id.clone();
+            st.engine.add_group(now_ms, cfg).map_err(gcks_error)?;
+            let saved = st
+                .engine
+                .save_group(&id, now_ms, wall_ms())
+                .map_err(gcks_error)
+                .and_then(|state| {
+                    write_file_atomic(path, &state).map_err(|e| fail(GIKEV2_ERR_IO, e.to_string()))
+                });
+            if let Err(e) = saved {
+                let _ = st.engine.remove_group(&id);
+                return Err(e);
+            }
+            st.engine.mark_saved(&id);
+            Ok(false)
+        }
+    }
+}
+
 /// Stops serving the group `group` (written as the `id` setting is);
 /// members keep their SAs until they expire. GIKEV2_ERR_NOT_FOUND if not
 /// served.
@@ -175,7 +333,10 @@ pub unsafe extern "C" fn gikev2_gcks_remove_group(
         let h = unsafe { handle(gcks, "gcks") }?;
         // SAFETY: per the function's contract.
         let id = unsafe { group_arg(group) }?;
-        lock(&h.state)?.engine.remove_group(&id).map_err(gcks_error)
+        let mut st = lock(&h.state)?;
+        st.engine.remove_group(&id).map_err(gcks_error)?;
+        st.state_files.retain(|(g, _)| *g != id);
+        Ok(())
     })
 }
 
@@ -267,6 +428,18 @@ pub unsafe extern "C" fn gikev2_gcks_registration(
                 ike: ike.keys(),
             },
         );
+        // The answer leaves only once the group's state (its new member,
+        // Sender-IDs, tree keys) is on disk; a member the GCKS could not
+        // remember after a restart is refused instead.
+        let answer = match st.save(now_ms) {
+            Ok(()) => answer,
+            Err(_) if answer.iter().any(|p| matches!(p, Payload::Gsa(_))) => {
+                vec![Payload::Notify(Notify::plain(
+                    NotifyType::REGISTRATION_FAILED,
+                ))]
+            }
+            Err(_) => answer,
+        };
         let records = records_from_payloads(&answer);
         if out.fits(records.len()) {
             return out.write(&records);
@@ -306,10 +479,10 @@ pub unsafe extern "C" fn gikev2_gcks_exclude(
         let h = unsafe { handle(gcks, "gcks") }?;
         // SAFETY: per the function's contract.
         let id = unsafe { group_arg(group) }?;
-        lock(&h.state)?
-            .engine
-            .exclude(now_ms, &id, MemberId(member_id))
-            .map_err(gcks_error)
+        let mut st = lock(&h.state)?;
+        let r = st.engine.exclude(now_ms, &id, MemberId(member_id));
+        let _ = st.save(now_ms);
+        r.map_err(gcks_error)
     })
 }
 
@@ -330,10 +503,10 @@ pub unsafe extern "C" fn gikev2_gcks_rekey_kek(
         let h = unsafe { handle(gcks, "gcks") }?;
         // SAFETY: per the function's contract.
         let id = unsafe { group_arg(group) }?;
-        lock(&h.state)?
-            .engine
-            .rekey_kek(now_ms, &id)
-            .map_err(gcks_error)
+        let mut st = lock(&h.state)?;
+        let r = st.engine.rekey_kek(now_ms, &id);
+        let _ = st.save(now_ms);
+        r.map_err(gcks_error)
     })
 }
 
@@ -356,10 +529,11 @@ pub unsafe extern "C" fn gikev2_gcks_readmit(
         let id = unsafe { group_arg(group) }?;
         // SAFETY: per the function's contract.
         let identity = unsafe { utf8(identity, "identity") }?;
-        lock(&h.state)?
-            .engine
-            .readmit(&id, identity)
-            .map_err(gcks_error)
+        let mut st = lock(&h.state)?;
+        let r = st.engine.readmit(&id, identity);
+        let now = st.last_now;
+        let _ = st.save(now);
+        r.map_err(gcks_error)
     })
 }
 
@@ -378,10 +552,10 @@ pub unsafe extern "C" fn gikev2_gcks_rekey(
         let h = unsafe { handle(gcks, "gcks") }?;
         // SAFETY: per the function's contract.
         let id = unsafe { group_arg(group) }?;
-        lock(&h.state)?
-            .engine
-            .rekey(now_ms, &id)
-            .map_err(gcks_error)
+        let mut st = lock(&h.state)?;
+        let r = st.engine.rekey(now_ms, &id);
+        let _ = st.save(now_ms);
+        r.map_err(gcks_error)
     })
 }
 
@@ -449,9 +623,9 @@ pub unsafe extern "C" fn gikev2_gcks_ike_sa_down(
     guard("gikev2_gcks_ike_sa_down", || {
         // SAFETY: per the function's contract.
         let h = unsafe { handle(gcks, "gcks") }?;
-        lock(&h.state)?
-            .engine
-            .ike_sa_down(now_ms, MemberId(member_id));
+        let mut st = lock(&h.state)?;
+        st.engine.ike_sa_down(now_ms, MemberId(member_id));
+        let _ = st.save(now_ms);
         Ok(())
     })
 }
@@ -493,7 +667,9 @@ pub unsafe extern "C" fn gikev2_gcks_handle_timeout(
     guard("gikev2_gcks_handle_timeout", || {
         // SAFETY: per the function's contract.
         let h = unsafe { handle(gcks, "gcks") }?;
-        lock(&h.state)?.engine.handle_timeout(now_ms);
+        let mut st = lock(&h.state)?;
+        st.engine.handle_timeout(now_ms);
+        let _ = st.save(now_ms);
         Ok(())
     })
 }
@@ -522,6 +698,10 @@ pub unsafe extern "C" fn gikev2_gcks_poll_action(
         // SAFETY: per the function's contract.
         let mut out = unsafe { OutBuf::new(data, data_len, "data") }?;
         let mut st = lock(&h.state)?;
+        // Nothing leaves before the state that produced it is saved (a
+        // safety net: the calls that queue actions have saved already).
+        let now = st.last_now;
+        let _ = st.save(now);
         let next = match st.front.take() {
             Some(a) => Some(a),
             None => st.engine.poll_action(),
@@ -654,8 +834,9 @@ mod tests {
         v.iter().map(|s| s.as_ptr()).collect()
     }
 
-    /// Registers `identity` as member `member` of group market-data.
-    fn register(gcks: *mut gikev2_gcks_t, member: u64, identity: &str) {
+    /// Registers `identity` as member `member` of group market-data;
+    /// returns the response's payloads.
+    fn register(gcks: *mut gikev2_gcks_t, member: u64, identity: &str) -> Vec<Payload> {
         let keys = strings(&["id", "role"]);
         let values = strings(&["market-data", "receiver"]);
         let mut gm = std::ptr::null_mut();
@@ -697,6 +878,7 @@ mod tests {
         assert_eq!(err, GIKEV2_OK);
         // SAFETY: a handle from gikev2_gm_new().
         unsafe { gikev2_gm_destroy(gm) };
+        payloads_from_records(&resp[..resp_len]).unwrap()
     }
 
     fn find(gcks: *mut gikev2_gcks_t, group: &str, member: &str) -> (gikev2_error_t, u64) {
@@ -705,6 +887,114 @@ mod tests {
         // SAFETY: live handle, NUL-terminated strings, `id` writable.
         let err = unsafe { gikev2_gcks_find_member(gcks, g.as_ptr(), m.as_ptr(), &mut id) };
         (err, id)
+    }
+
+    /// Adds group market-data with its state in `path`; (error, restored).
+    fn add_with_state(gcks: *mut gikev2_gcks_t, path: &std::path::Path) -> (gikev2_error_t, bool) {
+        let keys = strings(&[
+            "id",
+            "members",
+            "key_management",
+            "rekey.address",
+            "rekey.auth",
+            "tek.feed.destination",
+        ]);
+        let values = strings(&[
+            "market-data",
+            "*@example.com",
+            "lkh",
+            "239.1.1.2:848",
+            "implicit",
+            "239.1.1.1[udp/5000]",
+        ]);
+        let (k, v) = (ptrs(&keys), ptrs(&values));
+        let p = CString::new(path.to_str().unwrap()).unwrap();
+        let mut restored = false;
+        // SAFETY: live handle, arrays of 6 NUL-terminated strings, a path.
+        let err = unsafe {
+            gikev2_gcks_add_group_state(
+                gcks,
+                0,
+                k.as_ptr(),
+                v.as_ptr(),
+                6,
+                p.as_ptr(),
+                &mut restored,
+            )
+        };
+        (err, restored)
+    }
+
+    fn new_gcks() -> *mut gikev2_gcks_t {
+        let mut gcks = std::ptr::null_mut();
+        // SAFETY: `gcks` writable.
+        assert_eq!(unsafe { gikev2_gcks_new(&mut gcks) }, GIKEV2_OK);
+        gcks
+    }
+
+    #[test]
+    fn state_file_created_restored_and_refused_when_corrupt() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("gikev2-ffi-state-{}", std::process::id()));
+        let path = dir.join("market.state");
+        let gcks = new_gcks();
+        assert_eq!(add_with_state(gcks, &path), (GIKEV2_OK, false));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the file holds keys");
+        let fresh = std::fs::read(&path).unwrap();
+        register(gcks, 41, "gm1@example.com");
+        let after = std::fs::read(&path).unwrap();
+        assert_ne!(fresh, after, "saved before the registration was answered");
+        // SAFETY: a handle from gikev2_gcks_new().
+        unsafe { gikev2_gcks_destroy(gcks) };
+
+        // A restart continues from it, and keeps the member.
+        let gcks = new_gcks();
+        assert_eq!(add_with_state(gcks, &path), (GIKEV2_OK, true));
+        assert_eq!(find(gcks, "market-data", "gm1@example.com").0, GIKEV2_OK);
+        // SAFETY: a handle from gikev2_gcks_new().
+        unsafe { gikev2_gcks_destroy(gcks) };
+
+        // A registration whose state cannot be saved is refused: the
+        // GCKS could not remember its Sender-IDs after a restart.
+        let gcks = new_gcks();
+        assert_eq!(add_with_state(gcks, &path), (GIKEV2_OK, true));
+        let kept = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(dir.join(".market.state.tmp")).unwrap();
+        let answer = register(gcks, 43, "gm3@example.com");
+        assert!(
+            matches!(answer.as_slice(), [Payload::Notify(n)] if n.ty == NotifyType::REGISTRATION_FAILED),
+            "{answer:?}"
+        );
+        std::fs::remove_dir(dir.join(".market.state.tmp")).unwrap();
+        std::fs::write(&path, kept).unwrap();
+        // SAFETY: a handle from gikev2_gcks_new().
+        unsafe { gikev2_gcks_destroy(gcks) };
+
+        // A corrupt file is refused, named, and left as it was.
+        let mut bad = std::fs::read(&path).unwrap();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0x40;
+        std::fs::write(&path, &bad).unwrap();
+        let gcks = new_gcks();
+        assert_eq!(add_with_state(gcks, &path).0, GIKEV2_ERR_STATE_FILE);
+        // SAFETY: gikev2_last_error returns a valid NUL-terminated string.
+        let msg = unsafe { std::ffi::CStr::from_ptr(crate::ffi::gikev2_last_error()) }
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            msg.contains("market.state") && msg.contains("checksum"),
+            "{msg}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), bad, "left untouched");
+        assert_eq!(
+            find(gcks, "market-data", "gm1@example.com").0,
+            GIKEV2_ERR_NOT_FOUND
+        );
+        // SAFETY: a handle from gikev2_gcks_new().
+        unsafe { gikev2_gcks_destroy(gcks) };
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -113,6 +113,13 @@ pub enum gikev2_error_t {
     /// An internal error (a bug) was caught; the handle that saw it
     /// refuses further work and should be destroyed.
     GIKEV2_ERR_PANIC = 15,
+    /// A group's state file is corrupt or truncated, from another format
+    /// version, or was written for the group configured differently. The
+    /// file is left untouched; the message names it and the reason.
+    GIKEV2_ERR_STATE_FILE = 16,
+    /// Reading or writing a file failed; the message names it and the
+    /// OS error.
+    GIKEV2_ERR_IO = 17,
 }
 
 use gikev2_error_t::*;

@@ -6,6 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use log::{debug, info, warn};
 
+mod state;
+
 use super::sag::{self, Offer};
 use super::{GcksAction, GcksError, MemberId, Millis, Registration};
 use crate::crypto::{KeyWrapAlg, Rng, Secret, SkProtection, rekey_keymat_len, split_rekey_keymat};
@@ -17,6 +19,7 @@ use crate::wire::{
     Delete, GroupId, GroupKeyBag, GroupPolicy, Gsa, GsaAttr, GsaPolicy, GwPolicy, Kd, KeyBag,
     MemberKeyBag, Notify, Payload, RekeySpi, SaRef, TrafficSelector, Transform, WrappedKey,
 };
+pub use state::{MESSAGE_ID_RESERVE, RESTORED_MEMBER_BASE};
 
 /// Copies of each GSA_REKEY sent after the first, a second apart (§2.4.1.3:
 /// bitwise identical, within a few seconds).
@@ -111,6 +114,10 @@ pub(super) struct Group {
     kek_next: Option<Kek>,
     teks: Vec<Tek>,
     members: HashMap<MemberId, Member>,
+    /// Who holds each identity in `members`, so a registration finds a
+    /// member coming back without scanning them all (kept by `add_member`
+    /// and `take_member`).
+    by_identity: HashMap<String, MemberId>,
     /// Members served by GSA_INBAND_REKEY, so rekeys need not scan them all.
     inband: BTreeSet<MemberId>,
     lkh: Option<LkhTree>,
@@ -217,6 +224,7 @@ impl Group {
             kek_next: None,
             teks: Vec::new(),
             members: HashMap::new(),
+            by_identity: HashMap::new(),
             inband: BTreeSet::new(),
             lkh,
             next_sender_id: 0,
@@ -356,7 +364,7 @@ impl Group {
             return Err(NotifyType::AUTHORIZATION_FAILED);
         }
         if self.excluded.contains(req.identity) {
-            info!("{}: refusing excluded {}", self.name(), req.identity);
+            debug!("{}: refusing excluded {}", self.name(), req.identity);
             return Err(NotifyType::AUTHORIZATION_FAILED);
         }
         let sender = sender_request.is_some();
@@ -369,10 +377,7 @@ impl Group {
         let previous = if self.members.contains_key(&req.member) {
             Some(req.member)
         } else {
-            self.members
-                .iter()
-                .find(|(_, m)| m.identity == req.identity)
-                .map(|(id, _)| *id)
+            self.by_identity.get(req.identity).copied()
         };
         let rejoin = previous.is_some();
         if !rejoin && self.members.len() >= self.cfg.member_limit as usize {
@@ -493,12 +498,17 @@ impl Group {
         } else {
             self.inband.remove(&id);
         }
+        self.by_identity.insert(m.identity.clone(), id);
         self.members.insert(id, m);
     }
 
     fn take_member(&mut self, id: MemberId) -> Option<Member> {
         self.inband.remove(&id);
-        self.members.remove(&id)
+        let m = self.members.remove(&id)?;
+        if self.by_identity.get(&m.identity) == Some(&id) {
+            self.by_identity.remove(&m.identity);
+        }
+        Some(m)
     }
 
     /// Whether the pending join refresh, plus the worst one more join could
@@ -1039,7 +1049,17 @@ impl Group {
         actions: &mut VecDeque<GcksAction>,
     ) {
         if self.members.get(&id).is_some_and(|m| m.inband) {
+            let queued = actions.len();
             self.remove_member(now, id, used, rng, actions);
+            // Its IKE SA is gone: no Delete notice can reach it.
+            let mut i = queued;
+            while i < actions.len() {
+                if matches!(&actions[i], GcksAction::InbandRekey { member, .. } if *member == id) {
+                    actions.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
         }
     }
 

@@ -9,19 +9,20 @@
 mod group;
 mod sag;
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 
-use log::{info, warn};
+use log::{debug, info, warn};
 
 use crate::crypto::Rng;
 use crate::iana::{ExchangeType, NotifyType};
 pub use crate::ike_sa::{IkeKeys, Millis};
+use crate::persist::{self, StateError};
 use crate::policy::{GroupConfig, PolicyError};
 use crate::wire::{GroupId, Notify, Payload, SaRef};
 
 use group::Group;
-pub use group::{GroupStatus, RekeySummary};
+pub use group::{GroupStatus, MESSAGE_ID_RESERVE, RESTORED_MEMBER_BASE, RekeySummary};
 
 /// The host's handle for a member: one per IKE SA (charon's unique ID).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -106,6 +107,8 @@ pub struct Gcks {
     groups: Vec<Group>,
     rng: Box<dyn Rng + Send>,
     actions: VecDeque<GcksAction>,
+    /// Groups changed since their state was last saved.
+    dirty: HashSet<GroupId>,
 }
 
 impl core::fmt::Debug for Gcks {
@@ -123,6 +126,7 @@ impl Gcks {
             groups: Vec::new(),
             rng,
             actions: VecDeque::new(),
+            dirty: HashSet::new(),
         }
     }
 
@@ -135,6 +139,7 @@ impl Gcks {
         let used = self.used_spis();
         let group = Group::new(now, cfg, &used, &mut *self.rng)?;
         info!("group {} ready", group.name());
+        self.dirty.insert(group.id().clone());
         self.groups.push(group);
         Ok(())
     }
@@ -143,6 +148,7 @@ impl Gcks {
     pub fn remove_group(&mut self, id: &GroupId) -> Result<(), GcksError> {
         let i = self.group_index(id).ok_or(GcksError::UnknownGroup)?;
         self.groups.remove(i);
+        self.dirty.remove(id);
         Ok(())
     }
 
@@ -158,15 +164,17 @@ impl Gcks {
             return vec![Payload::Notify(Notify::plain(NotifyType::INVALID_SYNTAX))];
         };
         let Some(i) = self.group_index(idg) else {
-            info!("{} asked for unknown group {:?}", req.identity, idg);
+            // The host logs the refusal (INVALID_GROUP_ID): one line each.
+            debug!("{} asked for unknown group {:?}", req.identity, idg);
             return vec![Payload::Notify(Notify::plain(NotifyType::INVALID_GROUP_ID))];
         };
         let used = self.used_spis();
+        self.dirty.insert(idg.clone());
         let group = &mut self.groups[i];
         match group.register(now, req, &used, &mut *self.rng, &mut self.actions) {
             Ok(payloads) => payloads,
             Err(notify) => {
-                info!(
+                debug!(
                     "registration of {} to {} refused: {}",
                     req.identity,
                     group.name(),
@@ -187,6 +195,7 @@ impl Gcks {
     ) -> Result<(), GcksError> {
         let i = self.group_index(group).ok_or(GcksError::UnknownGroup)?;
         let used = self.used_spis();
+        self.dirty.insert(group.clone());
         self.groups[i].exclude(now, member, &used, &mut *self.rng, &mut self.actions)
     }
 
@@ -194,6 +203,7 @@ impl Gcks {
     pub fn readmit(&mut self, group: &GroupId, identity: &str) -> Result<(), GcksError> {
         let i = self.group_index(group).ok_or(GcksError::UnknownGroup)?;
         if self.groups[i].readmit(identity) {
+            self.dirty.insert(group.clone());
             Ok(())
         } else {
             Err(GcksError::UnknownMember)
@@ -204,6 +214,7 @@ impl Gcks {
     pub fn rekey(&mut self, now: Millis, group: &GroupId) -> Result<(), GcksError> {
         let i = self.group_index(group).ok_or(GcksError::UnknownGroup)?;
         let used = self.used_spis();
+        self.dirty.insert(group.clone());
         self.groups[i].rekey_teks(now, &used, &mut *self.rng, &mut self.actions)
     }
 
@@ -212,6 +223,7 @@ impl Gcks {
     pub fn rekey_kek(&mut self, now: Millis, group: &GroupId) -> Result<(), GcksError> {
         let i = self.group_index(group).ok_or(GcksError::UnknownGroup)?;
         let used = self.used_spis();
+        self.dirty.insert(group.clone());
         self.groups[i].rekey_kek(now, &used, &mut *self.rng, &mut self.actions)
     }
 
@@ -220,6 +232,9 @@ impl Gcks {
     pub fn ike_sa_down(&mut self, now: Millis, member: MemberId) {
         for i in 0..self.groups.len() {
             let used = self.used_spis();
+            if self.groups[i].has_inband_member(member) {
+                self.dirty.insert(self.groups[i].id().clone());
+            }
             self.groups[i].ike_sa_down(now, member, &used, &mut *self.rng, &mut self.actions);
         }
     }
@@ -233,6 +248,9 @@ impl Gcks {
     pub fn handle_timeout(&mut self, now: Millis) {
         for i in 0..self.groups.len() {
             let used = self.used_spis();
+            if self.groups[i].next_deadline().is_some_and(|t| t <= now) {
+                self.dirty.insert(self.groups[i].id().clone());
+            }
             if let Err(e) = self.groups[i].on_timer(now, &used, &mut *self.rng, &mut self.actions) {
                 warn!("group {}: timer work failed: {e}", self.groups[i].name());
             }
@@ -247,6 +265,70 @@ impl Gcks {
     /// What an operator sees of each group.
     pub fn status(&self, now: Millis) -> Vec<GroupStatus> {
         self.groups.iter().map(|g| g.status(now)).collect()
+    }
+
+    // ---- persistence (crate::persist; times and reservations: group/state.rs) ----
+
+    /// Starts serving a group from the state `save_group` wrote (a whole
+    /// state file), so its members keep following its rekeys. `wall_ms` is
+    /// the wall clock (milliseconds since the Unix epoch) next to the
+    /// monotonic `now`: deadlines lose the time the GCKS was down. Refused
+    /// without any change if the state is corrupt, from another format
+    /// version, or written for a group configured differently.
+    pub fn restore_group(
+        &mut self,
+        now: Millis,
+        wall_ms: u64,
+        cfg: GroupConfig,
+        state: &[u8],
+    ) -> Result<(), StateError> {
+        cfg.validate()
+            .map_err(|e| StateError::Group(GcksError::Policy(e).to_string()))?;
+        if self.group_index(&cfg.id).is_some() {
+            return Err(StateError::Group(GcksError::DuplicateGroup.to_string()));
+        }
+        let body = persist::open(state)?;
+        let used = self.used_spis();
+        let group = Group::restore_state(now, wall_ms, cfg, body, &used, &mut *self.rng)?;
+        info!(
+            "group {} restored: {} member(s), next Message ID {}",
+            group.name(),
+            group.member_count(),
+            group
+                .status(now)
+                .next_message_id
+                .map_or_else(|| "-".to_owned(), |m| m.to_string())
+        );
+        // Saved again at the next chance, with its new reservations.
+        self.dirty.insert(group.id().clone());
+        self.groups.push(group);
+        Ok(())
+    }
+
+    /// A group's whole state as a state file's contents (keys included:
+    /// store it like a private key). `wall_ms` as for `restore_group`.
+    pub fn save_group(
+        &self,
+        id: &GroupId,
+        now: Millis,
+        wall_ms: u64,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, GcksError> {
+        let i = self.group_index(id).ok_or(GcksError::UnknownGroup)?;
+        let body = self.groups[i].save_state(now, wall_ms);
+        persist::seal(&body).map_err(|e| GcksError::Crypto(e.to_string()))
+    }
+
+    /// Groups changed since `mark_saved`: their state must be saved before
+    /// anything they queued (or a registration answer) leaves the host.
+    pub fn dirty_groups(&self) -> Vec<GroupId> {
+        let mut v: Vec<GroupId> = self.dirty.iter().cloned().collect();
+        v.sort_by(|a, b| a.data.cmp(&b.data));
+        v
+    }
+
+    /// The host stored the group's state from `save_group`.
+    pub fn mark_saved(&mut self, id: &GroupId) {
+        self.dirty.remove(id);
     }
 
     fn group_index(&self, id: &GroupId) -> Option<usize> {
