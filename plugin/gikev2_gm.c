@@ -775,10 +775,12 @@ static bool has_successor(membership_t *m, installed_sa_t *gone)
 /**
  * Delete an installed SA
  */
-static void delete_sa(membership_t *m, gikev2_gm_action_t *a)
+static void delete_sa(membership_t *m, gikev2_gm_action_t *a,
+					  linked_list_t *orphans)
 {
 	enumerator_t *enumerator;
 	installed_sa_t *sa;
+	drop_policy_t *orphan;
 
 	enumerator = m->sas->create_enumerator(m->sas);
 	while (enumerator->enumerate(enumerator, &sa))
@@ -789,10 +791,13 @@ static void delete_sa(membership_t *m, gikev2_gm_action_t *a)
 			m->sas->remove_at(m->sas, enumerator);
 			if (!has_successor(m, sa))
 			{
-				DBG1(DBG_KNL, "gikev2: no SA left for %R === %R of membership "
-					 "'%s', its traffic is %s (fail_mode %s)", sa->src_ts,
-					 sa->dst_ts, m->name, m->fail_closed ? "dropped"
-					 : "passed in the clear", m->fail_closed ? "closed" : "open");
+				INIT(orphan,
+					.dir = sa->direction == GIKEV2_DIR_IN ? POLICY_IN
+														  : POLICY_OUT,
+					.src_ts = sa->src_ts->clone(sa->src_ts),
+					.dst_ts = sa->dst_ts->clone(sa->dst_ts),
+				);
+				orphans->insert_last(orphans, orphan);
 			}
 			uninstall(sa);
 		}
@@ -1161,6 +1166,47 @@ static job_requeue_t reregister_job(char *conn)
 }
 
 /**
+ * Free selectors collected by delete_sa(), without kernel changes
+ */
+static void orphan_destroy(drop_policy_t *orphan)
+{
+	orphan->src_ts->destroy(orphan->src_ts);
+	orphan->dst_ts->destroy(orphan->dst_ts);
+	free(orphan);
+}
+
+/**
+ * Log the policies whose last SA a drain deleted without installing a
+ * successor: what their traffic does now depends on fail_mode
+ */
+static void report_orphans(membership_t *m, linked_list_t *orphans)
+{
+	enumerator_t *enumerator;
+	drop_policy_t *orphan;
+	installed_sa_t *sa;
+	bool used;
+
+	while (orphans->remove_first(orphans, (void**)&orphan) == SUCCESS)
+	{
+		used = FALSE;
+		enumerator = m->sas->create_enumerator(m->sas);
+		while (!used && enumerator->enumerate(enumerator, &sa))
+		{
+			used = drop_matches(orphan, sa);
+		}
+		enumerator->destroy(enumerator);
+		if (!used)
+		{
+			DBG1(DBG_KNL, "gikev2: no SA left for %R === %R of membership "
+				 "'%s', its traffic is %s (fail_mode %s)", orphan->src_ts,
+				 orphan->dst_ts, m->name, m->fail_closed ? "dropped"
+				 : "passed in the clear", m->fail_closed ? "closed" : "open");
+		}
+		orphan_destroy(orphan);
+	}
+}
+
+/**
  * Why a membership registers again, for the log
  */
 static const char *reregister_reason(gikev2_reregister_reason_t reason)
@@ -1179,6 +1225,8 @@ static const char *reregister_reason(gikev2_reregister_reason_t reason)
 			return "excluded or the group SA deleted";
 		case GIKEV2_REREGISTER_RETRY:
 			return "retrying a failed registration";
+		case GIKEV2_REREGISTER_IKE_SA_LOST:
+			return "its IKE_SA for inband rekeys went down";
 		default:
 			return "unknown reason";
 	}
@@ -1194,6 +1242,7 @@ static void drain(membership_t *m)
 	size_t encr_len, integ_len;
 	uint64_t deadline;
 	bool has, installed = FALSE;
+	linked_list_t *orphans = linked_list_create();
 
 	m->mutex->lock(m->mutex);
 	while (TRUE)
@@ -1223,7 +1272,7 @@ static void drain(membership_t *m)
 				installed = TRUE;
 				break;
 			case GIKEV2_GM_ACTION_DELETE:
-				delete_sa(m, &action);
+				delete_sa(m, &action, orphans);
 				break;
 			case GIKEV2_GM_ACTION_LISTEN_REKEY:
 				listen_rekey(m, &action);
@@ -1248,6 +1297,8 @@ static void drain(membership_t *m)
 	{
 		prune_drops(m);
 	}
+	report_orphans(m, orphans);
+	orphans->destroy(orphans);
 	if (!m->dead && m->timer &&
 		gikev2_gm_poll_timeout(m->gm, &has, &deadline) == GIKEV2_OK && has)
 	{
@@ -2020,6 +2071,7 @@ METHOD(listener_t, ike_updown, bool,
 	enumerator_t *enumerator;
 	membership_t *m;
 	chunk_t response, sk_d;
+	bool again;
 
 	if (!ike_sa->has_condition(ike_sa, COND_ORIGINAL_INITIATOR))
 	{
@@ -2041,12 +2093,26 @@ METHOD(listener_t, ike_updown, bool,
 		enumerator = this->memberships->create_enumerator(this->memberships);
 		while (enumerator->enumerate(enumerator, &m))
 		{
+			again = FALSE;
 			m->mutex->lock(m->mutex);
 			if (m->ike_id == ike_sa->get_unique_id(ike_sa))
 			{
 				chunk_clear(&m->sk_d);
+				m->ike_id = 0;
+				if (!m->dead)
+				{
+					gikev2_gm_ike_sa_down(m->gm, gikev2_now_ms(), &again);
+				}
 			}
 			m->mutex->unlock(m->mutex);
+			if (again)
+			{
+				DBG1(DBG_IKE, "gikev2: membership '%s' lost IKE_SA %s[%u], "
+					 "which its inband rekeys come over, registering again",
+					 m->name, ike_sa->get_name(ike_sa),
+					 ike_sa->get_unique_id(ike_sa));
+				queue_drain(m);
+			}
 		}
 		enumerator->destroy(enumerator);
 		this->lock->unlock(this->lock);

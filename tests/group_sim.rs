@@ -597,6 +597,34 @@ fn inband_rekey_replaces_and_deletes_the_old_tek() {
     assert_ne!(after, before);
 }
 
+/// An inband member whose IKE SA goes down has lost its only channel and
+/// registers again within seconds; a multicast member needs no IKE SA.
+#[test]
+fn losing_the_ike_sa_reregisters_inband_members_only() {
+    let mut cfg = config(KeyManagement::Flat, 8);
+    cfg.rekey = None;
+    cfg.delivery = Delivery::Inband;
+    let mut sim = Sim::new(cfg, 13);
+    sim.join("gm1@example.com", receiver()).unwrap();
+    let held = sim.inbound(0);
+    assert!(sim.members[0].gm.ike_sa_down(sim.now));
+    assert!(!sim.members[0].gm.ike_sa_down(sim.now), "asked once");
+    sim.advance(2_000);
+    assert!(sim.members[0].reregister.is_empty(), "not before 2.5 s");
+    sim.advance(3_000);
+    assert_eq!(sim.members[0].reregister, [ReregisterReason::IkeSaLost]);
+    assert_eq!(sim.inbound(0), held, "SAs kept meanwhile");
+
+    let mut sim = Sim::new(config(KeyManagement::Flat, 8), 14);
+    sim.join("gm1@example.com", receiver()).unwrap();
+    assert!(
+        !sim.members[0].gm.ike_sa_down(sim.now),
+        "multicast: no need"
+    );
+    sim.advance(60_000);
+    assert!(sim.members[0].reregister.is_empty());
+}
+
 /// The GM's soft lifetime leaves room for the GCKS's own rekey ahead of
 /// expiry even with short lifetimes: no needless re-registration.
 #[test]

@@ -100,6 +100,8 @@ pub enum gikev2_reregister_reason_t {
     GIKEV2_REREGISTER_EXCLUDED = 5,
     /// The last registration failed: a retry after a backoff.
     GIKEV2_REREGISTER_RETRY = 6,
+    /// The IKE SA an inband group's rekeys come over went down.
+    GIKEV2_REREGISTER_IKE_SA_LOST = 7,
 }
 
 /// An action of the GM for its host. Fields not used by `kind` are zero.
@@ -453,6 +455,31 @@ pub unsafe extern "C" fn gikev2_gm_fail_closed(
     })
 }
 
+/// Reports that the IKE SA the membership registered on went down at
+/// `now_ms`. For a group rekeyed inband the GM then registers again (a
+/// REREGISTER action, reason IKE_SA_LOST, within 2.5 to 5 s); `*reregisters`
+/// (may be NULL) says whether it will.
+///
+/// # Safety
+/// `gm` is NULL or a live handle; `reregisters` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gikev2_gm_ike_sa_down(
+    gm: *mut gikev2_gm_t,
+    now_ms: u64,
+    reregisters: *mut bool,
+) -> gikev2_error_t {
+    guard("gikev2_gm_ike_sa_down", || {
+        // SAFETY: per the function's contract.
+        let h = unsafe { handle(gm, "gm") }?;
+        let again = lock(&h.state)?.engine.ike_sa_down(now_ms);
+        if !reregisters.is_null() {
+            // SAFETY: non-NULL and writable per the contract.
+            unsafe { reregisters.write(again) };
+        }
+        Ok(())
+    })
+}
+
 /// Reports that a registration attempt failed at `now_ms` (no IKE SA with
 /// the GCKS came up, or it went without an answer). The GM keeps its SAs
 /// and asks to register again (a REREGISTER action, reason RETRY) after an
@@ -609,6 +636,7 @@ fn gm_action(a: Option<&GmAction>) -> (gikev2_gm_action_t, Keys<'_>) {
                 ReregisterReason::SenderIdTooWide => GIKEV2_REREGISTER_SENDER_ID_TOO_WIDE,
                 ReregisterReason::Excluded => GIKEV2_REREGISTER_EXCLUDED,
                 ReregisterReason::Retry => GIKEV2_REREGISTER_RETRY,
+                ReregisterReason::IkeSaLost => GIKEV2_REREGISTER_IKE_SA_LOST,
             };
         }
     }

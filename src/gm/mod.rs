@@ -115,6 +115,8 @@ pub enum ReregisterReason {
     /// The last registration failed (GCKS unreachable or refusing): retry
     /// after a backoff.
     Retry,
+    /// The IKE SA an inband group's rekeys come over went down.
+    IkeSaLost,
 }
 
 /// Something the host must do.
@@ -170,12 +172,20 @@ impl core::fmt::Display for GmError {
             Self::Rekey(e) => write!(f, "{e}"),
             Self::Crypto(e) => write!(f, "keys: {e}"),
             Self::UnknownRekeySa(s) => write!(f, "GSA_REKEY for unknown Rekey SA {s:?}"),
-            Self::Replay { message_id, last } => {
-                write!(
-                    f,
-                    "GSA_REKEY Message ID {message_id} replayed (last {last:?})"
-                )
-            }
+            Self::Replay {
+                message_id,
+                last: Some(last),
+            } => write!(
+                f,
+                "GSA_REKEY Message ID {message_id} replayed (last accepted {last})"
+            ),
+            Self::Replay {
+                message_id,
+                last: None,
+            } => write!(
+                f,
+                "GSA_REKEY Message ID {message_id} below the Rekey SA's first"
+            ),
             Self::Unacceptable(why) => write!(f, "unacceptable policy: {why}"),
             Self::NotRegistered => f.write_str("not registered"),
         }
@@ -616,6 +626,23 @@ impl Gm {
         }
         self.reregister_at = Some((now + delay, ReregisterReason::Retry));
         delay
+    }
+
+    /// The IKE SA this membership registered on went down. A group
+    /// rekeyed inband (no Rekey SA) has lost its only channel: the GM
+    /// registers again after a short random wait (as after a first
+    /// failure), keeping its SAs meanwhile. Multicast groups need no IKE
+    /// SA. Returns whether it will register again.
+    pub fn ike_sa_down(&mut self, now: Millis) -> bool {
+        if !self.registered || !self.keks.is_empty() || self.reregister_at.is_some() {
+            return false;
+        }
+        let mut b = [0; 8];
+        let r = self.rng.fill(&mut b).map_or(0, |()| u64::from_be_bytes(b));
+        let delay = RETRY_BASE / 2 + r % (RETRY_BASE / 2 + 1);
+        self.reregister_sent = None;
+        self.reregister_at = Some((now + delay, ReregisterReason::IkeSaLost));
+        true
     }
 
     /// Registrations failed in a row since the last success.
