@@ -137,6 +137,22 @@ const WIRESHARK_INTEG: &[(&str, IntegId)] = &[
     ("NONE [RFC4306]", IntegId::NONE),
 ];
 
+/// The algorithms of a key table line by their Wireshark names, as
+/// strongSwan's save-keys plugin writes them for IKE SAs too.
+pub fn wireshark_algs(encr_name: &str, integ_name: &str) -> Result<(EncrAlg, IntegAlg), String> {
+    let (_, id, bits) = WIRESHARK_ENCR
+        .iter()
+        .find(|(n, ..)| *n == encr_name)
+        .ok_or_else(|| format!("unknown encryption algorithm '{encr_name}'"))?;
+    let (_, integ) = WIRESHARK_INTEG
+        .iter()
+        .find(|(n, _)| *n == integ_name)
+        .ok_or_else(|| format!("unknown integrity algorithm '{integ_name}'"))?;
+    let encr = EncrAlg::new(*id, Some(*bits)).map_err(|e| e.to_string())?;
+    let integ = IntegAlg::new(*integ).map_err(|e| e.to_string())?;
+    Ok((encr, integ))
+}
+
 /// A Rekey SA as one line of Wireshark's `ikev2_decryption_table`:
 /// `SPIi,SPIr,SK_ei,SK_er,"encr",SK_ai,SK_ar,"integ"` (hex, the SPIs the
 /// two halves of the 16-octet Rekey SA SPI).
@@ -150,7 +166,7 @@ pub struct KeyLine {
     pub sk_a: Secret,
 }
 
-fn unhex(what: &str, s: &str) -> Result<Vec<u8>, String> {
+pub fn unhex(what: &str, s: &str) -> Result<Vec<u8>, String> {
     let s = s.trim().trim_start_matches("0x");
     if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(format!("{what}: not an even number of hex digits"));
