@@ -15,6 +15,8 @@
 //!   two thirds of it populating the two 10^6 groups; 100000 runs in about
 //!   10 seconds). The key-tree memory figure always includes 10^6.
 //! - `GIKEV2_BENCH_REPS`: repetitions per figure (default 7, 3 to 51).
+//! - `GIKEV2_BENCH_KV`: a file to write the figures to as key=value lines
+//!   (used by `bench/run`).
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -1333,4 +1335,69 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     print!("{out}");
+    if let Ok(path) = std::env::var("GIKEV2_BENCH_KV") {
+        let kv = key_values(&regs, &rekeys, &memory, &gm_results);
+        if let Err(e) = std::fs::write(&path, kv) {
+            eprintln!("engines: cannot write {path}: {e}");
+        }
+    }
+}
+
+/// The figures as key=value lines (`GIKEV2_BENCH_KV=FILE`), for bench/run's
+/// summary; times in nanoseconds (medians), sizes in bytes.
+fn key_values(
+    regs: &[RegResult],
+    rekeys: &[RekeyResult],
+    memory: &[(u32, (usize, usize, Duration))],
+    gms: &[GmResult],
+) -> String {
+    let km = |k: KeyManagement| match k {
+        KeyManagement::Flat => "flat",
+        KeyManagement::Lkh { .. } => "lkh",
+    };
+    let mut o = String::new();
+    for r in regs {
+        let (k, n) = (km(r.km), r.n);
+        let _ = writeln!(o, "reg_gcks_ns_{k}_{n}={:.0}", r.gcks.stat().median);
+        let _ = writeln!(o, "reg_gcks_mean_ns_{k}_{n}={:.0}", r.gcks_mean);
+        let _ = writeln!(o, "reg_gm_ns_{k}_{n}={:.0}", r.gm.stat().median);
+        let _ = writeln!(o, "reg_full_ns_{k}_{n}={:.0}", r.full.stat().median);
+    }
+    for r in rekeys {
+        let (k, n) = (km(r.km), r.n);
+        let _ = writeln!(o, "rekey_ns_{k}_{n}={:.0}", r.rekey.stat().median);
+        let _ = writeln!(
+            o,
+            "populate_ns_per_member_{k}_{n}={:.0}",
+            ns(r.populate) / r.n as f64
+        );
+        if let Some(e) = &r.exclude {
+            let st = e.time.stat();
+            let _ = writeln!(o, "depth_{k}_{n}={}", r.depth);
+            let _ = writeln!(o, "exclude_ns_{k}_{n}={:.0}", st.median);
+            let _ = writeln!(o, "exclude_min_ns_{k}_{n}={:.0}", st.min);
+            let _ = writeln!(o, "exclude_max_ns_{k}_{n}={:.0}", st.max);
+            let max = |v: &[(usize, usize)], f: fn(&(usize, usize)) -> usize| {
+                v.iter().map(f).max().unwrap_or(0)
+            };
+            let _ = writeln!(o, "exclude_kek_bytes_{k}_{n}={}", max(&e.kek, |x| x.0));
+            let _ = writeln!(o, "exclude_kek_wraps_{k}_{n}={}", max(&e.kek, |x| x.1));
+            let _ = writeln!(o, "exclude_tek_bytes_{k}_{n}={}", max(&e.tek, |x| x.0));
+        }
+    }
+    for (n, (bytes, _, _)) in memory {
+        let _ = writeln!(
+            o,
+            "tree_bytes_per_member_{n}={:.1}",
+            *bytes as f64 / f64::from(*n)
+        );
+    }
+    for r in gms {
+        let a = r.auth.replace(' ', "_").replace('-', "").to_lowercase();
+        let _ = writeln!(o, "gm_tek_rekey_ns_{a}={:.0}", r.tek.stat().median);
+        let _ = writeln!(o, "gm_exclusion_ns_{a}={:.0}", r.exclusion.stat().median);
+        let _ = writeln!(o, "gcks_rekey_ns_{a}={:.0}", r.gcks_rekey.stat().median);
+        let _ = writeln!(o, "gcks_exclude_ns_{a}={:.0}", r.gcks_exclude.stat().median);
+    }
+    o
 }

@@ -15,6 +15,7 @@
 #include "gikev2_plugin.h"
 #include "gikev2_gcks.h"
 #include "gikev2_gm.h"
+#include "gikev2_load.h"
 #include "gikev2_control.h"
 #include "gikev2_util.h"
 
@@ -45,6 +46,11 @@ struct private_gikev2_plugin_t {
 	gikev2_gm_listener_t *gm;
 
 	/**
+	 * Load driver of benchmarks, if charon.plugins.gikev2.load_test is set
+	 */
+	gikev2_load_listener_t *load;
+
+	/**
 	 * Control socket of gikectl, if it could be created
 	 */
 	gikev2_control_t *control;
@@ -70,6 +76,7 @@ static bool register_cb(private_gikev2_plugin_t *this,
 						plugin_feature_t *feature, bool reg, void *data)
 {
 	int groups = 0, memberships = 0;
+	bool load_error = FALSE;
 
 	if (reg)
 	{
@@ -78,16 +85,26 @@ static bool register_cb(private_gikev2_plugin_t *this,
 		{
 			this->gm = gikev2_gm_listener_create(&memberships);
 		}
-		if (!this->gcks || !this->gm)
+		if (this->gm)
+		{
+			this->load = gikev2_load_listener_create(&load_error);
+		}
+		if (!this->gcks || !this->gm || load_error)
 		{
 			DESTROY_IF(this->gcks);
 			this->gcks = NULL;
+			DESTROY_IF(this->gm);
+			this->gm = NULL;
 			DBG1(DBG_CFG, "gikev2: invalid G-IKEv2 configuration, plugin "
 				 "disabled");
 			return FALSE;
 		}
 		charon->bus->add_listener(charon->bus, &this->gcks->listener);
 		charon->bus->add_listener(charon->bus, &this->gm->listener);
+		if (this->load)
+		{
+			charon->bus->add_listener(charon->bus, &this->load->listener);
+		}
 		DBG1(DBG_CFG, "gikev2: %d group(s) served as GCKS, %d membership(s) "
 			 "as GM", groups, memberships);
 		/* without it, groups are still served: gikectl reports the error */
@@ -108,6 +125,12 @@ static bool register_cb(private_gikev2_plugin_t *this,
 			charon->bus->remove_listener(charon->bus, &this->gm->listener);
 			this->gm->destroy(this->gm);
 			this->gm = NULL;
+		}
+		if (this->load)
+		{
+			charon->bus->remove_listener(charon->bus, &this->load->listener);
+			this->load->destroy(this->load);
+			this->load = NULL;
 		}
 	}
 	return TRUE;
