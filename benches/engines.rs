@@ -22,19 +22,18 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use gikev2::crypto::{KeyWrapAlg, OsRng, PrfAlg, Rng, Secret, SigAlg, SigningKey};
+use gikev2::crypto::{KeyWrapAlg, OsRng, Secret, SigAlg, SigningKey};
 use gikev2::gcks::{Gcks, GcksAction, GcksError, MemberId, Registration};
 use gikev2::gm::{Gm, GmError, MembershipConfig, Role};
-use gikev2::iana::{EncrId, ExchangeType, IdType, IntegId, KwaId, NotifyType};
-use gikev2::ike_sa::{IkeKeys, Millis};
+use gikev2::iana::{ExchangeType, NotifyType};
+use gikev2::ike_sa::Millis;
 use gikev2::lkh::LkhTree;
-use gikev2::policy::{
-    Authorization, Delivery, GroupConfig, GroupWide, IdentityPattern, KeyManagement, Mode,
-    RekeyAuth, RekeyPolicy, TekPolicy, TekProtocol,
-};
+use gikev2::policy::{KeyManagement, RekeyAuth};
 use gikev2::rekey_message;
-use gikev2::wire::{GroupId, Payload, Reader, TrafficSelector, encode_chain, read_chain};
+use gikev2::wire::{Payload, Reader, encode_chain, read_chain};
 
+mod common;
+use common::{accepted, env_u64, fmt_n, group_config, group_id, ike, km_name, random_sk_d};
 /// LKH degree of the key-tree groups.
 const DEGREE: u16 = 4;
 const LKH: KeyManagement = KeyManagement::Lkh { degree: DEGREE };
@@ -54,7 +53,6 @@ const REKEY_BUDGET: usize = 56_000;
 /// An upper bound on one WRAP_KEY or SA_KEY attribute (header, Key ID, KWK
 /// ID, a 256-bit key wrapped with RFC 5649: 4 + 4 + 4 + 40 = 52).
 const WRAP_ATTR_BOUND: usize = 64;
-const IKE_KWA: KeyWrapAlg = KeyWrapAlg::Kw5649_256;
 
 // ---------------------------------------------------------------- harness
 
@@ -151,16 +149,6 @@ fn fmt_range(values: &[usize]) -> String {
     }
 }
 
-fn fmt_n(n: u64) -> String {
-    match n {
-        1_000 => "10^3".into(),
-        10_000 => "10^4".into(),
-        100_000 => "10^5".into(),
-        1_000_000 => "10^6".into(),
-        n => n.to_string(),
-    }
-}
-
 fn ratio(a: f64, b: f64) -> String {
     if a.is_finite() && b.is_finite() && b > 0.0 {
         format!("{:.2}x", a / b)
@@ -245,63 +233,8 @@ impl Progress {
 
 // ---------------------------------------------------------------- setup
 
-fn group_id() -> GroupId {
-    GroupId {
-        id_type: IdType::ID_KEY_ID,
-        data: b"market-data".to_vec(),
-    }
-}
-
-/// The simulation tests' group: AES-GCM-256 ESP to 239.1.1.1, a multicast
-/// Rekey SA with AES-GCM-256 and AES key wrap, ATD 2 s, DTD 5 s.
-fn group_config(km: KeyManagement, member_limit: u32, auth: RekeyAuth) -> GroupConfig {
-    GroupConfig {
-        id: group_id(),
-        teks: vec![TekPolicy {
-            protocol: TekProtocol::Esp,
-            encr: Some((EncrId::ENCR_AES_GCM_16, Some(256))),
-            integ: IntegId::NONE,
-            src: TrafficSelector::addr("10.1.0.0".parse().expect("address")),
-            dst: TrafficSelector::host("239.1.1.1".parse().expect("address"), 17, 5000),
-            lifetime_secs: 3600,
-            single_sender: false,
-        }],
-        rekey: Some(RekeyPolicy {
-            dst: "239.1.1.2:848".parse().expect("address"),
-            src: Some("10.1.0.1:848".parse().expect("address")),
-            encr: (EncrId::ENCR_AES_GCM_16, Some(256)),
-            integ: IntegId::NONE,
-            kwa: KwaId::KW_5649_256,
-            auth,
-            lifetime_secs: 7200,
-        }),
-        group_wide: GroupWide {
-            atd_secs: 2,
-            dtd_secs: 5,
-            sender_id_bits: Some(8),
-        },
-        delivery: Delivery::Multicast,
-        key_management: km,
-        authorization: Authorization {
-            members: vec![IdentityPattern("*@example.com".into())],
-            senders: vec![IdentityPattern("sender*@example.com".into())],
-        },
-        member_limit,
-        max_sender_ids: 4,
-        mode: Mode::Tunnel,
-        rekey_margin_secs: 60,
-    }
-}
-
 fn signing(alg: SigAlg) -> RekeyAuth {
     RekeyAuth::Signature(SigningKey::generate(alg).expect("key generation"))
-}
-
-fn km_name(km: KeyManagement) -> String {
-    match km {
-        KeyManagement::Flat => "flat".into(),
-        KeyManagement::Lkh { degree } => format!("LKH d={degree}"),
-    }
 }
 
 /// The member limit of a group meant for `n` members: the smallest power of
@@ -320,20 +253,6 @@ fn tree_depth(limit: u32) -> usize {
     LkhTree::new(DEGREE, limit, KeyWrapAlg::Kw5649_256)
         .expect("tree")
         .depth()
-}
-
-fn ike(sk_d: &Secret) -> IkeKeys<'_> {
-    IkeKeys {
-        sk_d,
-        prf: PrfAlg::HmacSha256,
-        kwa: IKE_KWA,
-    }
-}
-
-fn random_sk_d() -> Secret {
-    let mut b = vec![0; 32];
-    OsRng.fill(&mut b).expect("randomness");
-    Secret::new(b)
 }
 
 fn receiver() -> Role {
@@ -373,10 +292,6 @@ fn through_wire(payloads: &[Payload]) -> (Vec<Payload>, usize) {
 /// untimed, instead of inside the next timed call.
 fn settle_allocator() {
     drop(std::hint::black_box(Vec::<u8>::with_capacity(1 << 16)));
-}
-
-fn accepted(resp: &[Payload]) -> bool {
-    resp.iter().any(|p| matches!(p, Payload::Gsa(_)))
 }
 
 /// A GCKS serving one group, its clock, and the GCKS-side members: members
@@ -850,14 +765,6 @@ fn bench_gm(auth_name: &'static str, auth: RekeyAuth, reps: usize) -> GmResult {
 }
 
 // ---------------------------------------------------------------- main
-
-fn env_u64(name: &str) -> Option<u64> {
-    let v = std::env::var(name).ok()?;
-    let v = v.trim().replace('_', "");
-    v.parse::<u64>()
-        .ok()
-        .or_else(|| v.parse::<f64>().ok().map(|f| f as u64))
-}
 
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")

@@ -430,29 +430,34 @@ traffic_selector_t *gikev2_ts_from_core(gikev2_ts_t *ts)
 }
 
 /**
+ * Delete a checked out IKE_SA (NULL: gone already) and check it in
+ */
+static void close_checked_out(ike_sa_t *ike_sa)
+{
+	if (!ike_sa)
+	{
+		return;
+	}
+	DBG1(DBG_IKE, "gikev2: closing IKE_SA %s[%u], G-IKEv2 no longer "
+		 "needs it", ike_sa->get_name(ike_sa), ike_sa->get_unique_id(ike_sa));
+	if (ike_sa->delete(ike_sa, FALSE) == DESTROY_ME)
+	{
+		charon->ike_sa_manager->checkin_and_destroy(charon->ike_sa_manager,
+													ike_sa);
+	}
+	else
+	{
+		charon->ike_sa_manager->checkin(charon->ike_sa_manager, ike_sa);
+	}
+}
+
+/**
  * Close an IKE_SA (job)
  */
 static job_requeue_t close_ike_sa_job(void *data)
 {
-	u_int id = (uintptr_t)data;
-	ike_sa_t *ike_sa;
-
-	ike_sa = charon->ike_sa_manager->checkout_by_id(charon->ike_sa_manager,
-													id);
-	if (ike_sa)
-	{
-		DBG1(DBG_IKE, "gikev2: closing IKE_SA %s[%u], G-IKEv2 no longer "
-			 "needs it", ike_sa->get_name(ike_sa), id);
-		if (ike_sa->delete(ike_sa, FALSE) == DESTROY_ME)
-		{
-			charon->ike_sa_manager->checkin_and_destroy(
-											charon->ike_sa_manager, ike_sa);
-		}
-		else
-		{
-			charon->ike_sa_manager->checkin(charon->ike_sa_manager, ike_sa);
-		}
-	}
+	close_checked_out(charon->ike_sa_manager->checkout_by_id(
+							charon->ike_sa_manager, (uintptr_t)data));
 	return JOB_REQUEUE_NONE;
 }
 
@@ -471,25 +476,8 @@ void gikev2_close_ike_sa(u_int id, uint32_t delay_ms)
  */
 static job_requeue_t close_ike_sa_id_job(ike_sa_id_t *ike_sa_id)
 {
-	ike_sa_t *ike_sa;
-
-	ike_sa = charon->ike_sa_manager->checkout(charon->ike_sa_manager,
-											  ike_sa_id);
-	if (ike_sa)
-	{
-		DBG1(DBG_IKE, "gikev2: closing IKE_SA %s[%u], G-IKEv2 no longer "
-			 "needs it", ike_sa->get_name(ike_sa),
-			 ike_sa->get_unique_id(ike_sa));
-		if (ike_sa->delete(ike_sa, FALSE) == DESTROY_ME)
-		{
-			charon->ike_sa_manager->checkin_and_destroy(
-											charon->ike_sa_manager, ike_sa);
-		}
-		else
-		{
-			charon->ike_sa_manager->checkin(charon->ike_sa_manager, ike_sa);
-		}
-	}
+	close_checked_out(charon->ike_sa_manager->checkout(charon->ike_sa_manager,
+													   ike_sa_id));
 	return JOB_REQUEUE_NONE;
 }
 
