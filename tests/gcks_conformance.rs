@@ -303,6 +303,85 @@ fn rekey_messages_number_from_zero_and_retransmit_identically() {
     assert_eq!(ids, [0, 1, 2]);
 }
 
+/// M109 from the sender's side: a GM discards any GSA_REKEY whose Message
+/// ID is not above the last it took, so the copies of a message must never
+/// follow a later one. Two rekeys half a second apart: the second goes out
+/// after one more copy of the first, and only its own copies follow.
+#[test]
+fn retransmissions_never_follow_a_later_message() {
+    let mut gcks = Gcks::new(Box::new(SeededRng::from_u64(5)));
+    let mut cfg = config(KeyManagement::Flat, 8);
+    cfg.rekey.as_mut().unwrap().auth = RekeyAuth::Implicit;
+    gcks.add_group(0, cfg).unwrap();
+    let r = register(&mut gcks, 0, 1, "gm1@example.com", vec![]);
+    let kek = gsa(&r.response).kek().unwrap().clone();
+    let mut gm = ModelGm {
+        keys: HashMap::new(),
+        kwa: KeyWrapAlg::Kw5649_256,
+    };
+    let keymat = gm
+        .learn(kd(&r.response), &r.gsk_w, IKE_KWA, kek.sa)
+        .unwrap();
+    let (sk, _) = sk_of(&kek, &keymat);
+    multicasts(&mut gcks);
+    let id = |d: &[u8]| {
+        rekey_message::open(d, &sk, RekeyVerifier::Implicit)
+            .unwrap()
+            .message_id
+    };
+
+    gcks.rekey(1000, &group_id()).unwrap();
+    let first = multicasts(&mut gcks);
+    assert_eq!(first.len(), 1);
+    gcks.rekey(1500, &group_id()).unwrap();
+    let second = multicasts(&mut gcks);
+    assert_eq!(second.len(), 2, "a copy of the first, then the second");
+    assert_eq!(second[0], first[0], "the copy is bitwise identical");
+    let mut stream: Vec<u32> = first.iter().chain(&second).map(|d| id(d)).collect();
+    for now in [2000, 2500, 3000, 3500, 4000, 10_000] {
+        gcks.handle_timeout(now);
+        stream.extend(multicasts(&mut gcks).iter().map(|d| id(d)));
+    }
+    // The GM's view: every message taken once, none lost to a replay.
+    let mut last = None;
+    let mut taken = Vec::new();
+    for m in &stream {
+        if last.is_none_or(|l| *m > l) {
+            taken.push(*m);
+            last = Some(*m);
+        }
+    }
+    assert_eq!(taken, [0, 1], "stream {stream:?}");
+    assert!(stream.is_sorted(), "IDs never go back: {stream:?}");
+    assert_eq!(
+        stream.len(),
+        5,
+        "0, its copy, 1 and its two copies: {stream:?}"
+    );
+
+    // Copies on two Rekey SAs keep their own times: an LKH join flush (on
+    // the first KEK) at 1000, a TEK rekey (on the next) at 1500; at 2600
+    // both first copies are due.
+    let mut gcks = Gcks::new(Box::new(SeededRng::from_u64(6)));
+    let mut cfg = config(LKH2, 8);
+    cfg.rekey.as_mut().unwrap().auth = RekeyAuth::Implicit;
+    gcks.add_group(0, cfg).unwrap();
+    register(&mut gcks, 0, 1, "gm1@example.com", vec![]);
+    multicasts(&mut gcks);
+    gcks.handle_timeout(1000);
+    let flush = multicasts(&mut gcks);
+    assert_eq!(flush.len(), 1, "the join flush");
+    gcks.rekey(1500, &group_id()).unwrap();
+    let tek = multicasts(&mut gcks);
+    assert_eq!(
+        tek.len(),
+        1,
+        "the TEK rekey, on another Rekey SA: no copy first"
+    );
+    gcks.handle_timeout(2600);
+    assert_eq!(multicasts(&mut gcks), [flush[0].clone(), tek[0].clone()]);
+}
+
 /// M038, M039, M041, M073: an exclusion sends the new KEK alone (no TEK) on
 /// the old KEK — several SA_KEYs, one keying material — then the new TEKs
 /// on the new KEK, whose first Message ID is 0.

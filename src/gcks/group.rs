@@ -748,6 +748,25 @@ impl Group {
         });
         // Message IDs strictly increase and are never reused (§2.4.1.3).
         kek.next_message_id += 1;
+        // Copies still due of earlier messages on this Rekey SA go out now,
+        // once, ahead of this one: a member that missed their first copy
+        // (it registered just after) still sees them before this higher
+        // Message ID makes them replays (§2.4.1.4).
+        let same_sa = |a: &GcksAction| {
+            matches!(a, GcksAction::Multicast { datagram: d, .. }
+                if d.get(..16) == datagram.get(..16))
+        };
+        let mut last = None;
+        self.retransmits.retain(|(_, early)| {
+            if !same_sa(early) {
+                return true;
+            }
+            if last.as_ref() != Some(early) {
+                actions.push_back(early.clone());
+                last = Some(early.clone());
+            }
+            false
+        });
         let action = GcksAction::Multicast {
             group: self.cfg.id.clone(),
             dst: r.dst,
@@ -755,8 +774,9 @@ impl Group {
             datagram,
         };
         for i in 1..=RETRANSMITS {
-            self.retransmits
-                .push_back((now + Millis::from(i) * RETRANSMIT_INTERVAL, action.clone()));
+            let at = now + Millis::from(i) * RETRANSMIT_INTERVAL;
+            let pos = self.retransmits.partition_point(|(t, _)| *t <= at);
+            self.retransmits.insert(pos, (at, action.clone()));
         }
         actions.push_back(action);
         Ok(())
