@@ -25,10 +25,13 @@
 typedef struct gikev2_load_listener_t gikev2_load_listener_t;
 
 /**
- * Load driver for benchmarks: turns the IKE_SAs the load-tester plugin
- * initiates (peer config "load-test") into G-IKEv2 registrations
- * (charon.plugins.gikev2.load_test), counts the GCKS's answers and installs
- * nothing.
+ * Load driver for benchmarks and load tests: turns the IKE_SAs the
+ * load-tester plugin initiates (peer config "load-test") into G-IKEv2
+ * registrations (charon.plugins.gikev2.load_test) and counts the GCKS's
+ * answers. With keys = yes (the default) each IKE_SA's answer is taken by
+ * a GM core of its own, which unwraps the keys and follows the group's
+ * GSA_REKEYs (one multicast socket feeds them all); what the members hold
+ * is logged as a summary. Nothing is installed.
  */
 struct gikev2_load_listener_t {
 
