@@ -90,3 +90,76 @@ fn write_seeds() {
         }
     }
 }
+
+/// Found reviewing the `gm_inband` target's invariant: an inband rekey
+/// that moves a member to a new Rekey SA with another key wrap algorithm.
+/// The GM checked the new keying material against the KWA the policy
+/// names but then kept the old KWA, so splitting the keys failed after
+/// the policy had been replaced. Now it takes the new Rekey SA.
+#[test]
+fn inband_rekey_to_a_rekey_sa_with_another_kwa_is_taken() {
+    use fuzz::world::{IKE_KWA, Kind, Scenario, ike};
+    use gikev2::crypto::KeyWrapAlg;
+    use gikev2::iana::{KwaId, TransformType};
+    use gikev2::wire::{GroupPolicy, GsaAttr, KeyBag, Payload, RekeySpi, SaRef};
+
+    // An ARX-KW Rekey SA; the inband rekey moves the member to a new one
+    // with RFC 5649 and a 128-bit KWK (16 octets less keying material).
+    let scn = Scenario::get(Kind::ImplicitFlat);
+    let mut gm = scn.fresh_gm(1);
+    let new_spi = RekeySpi([0x5a; 16]);
+    let mut payloads: Vec<Payload> = scn.response.clone();
+    let mut old_spi = None;
+    for p in &mut payloads {
+        match p {
+            Payload::Gsa(g) => {
+                for policy in &mut g.policies {
+                    if let GroupPolicy::Sa(sa) = policy {
+                        // no Message ID or next-SPI attributes inband
+                        // (Table 3)
+                        sa.attrs.retain(|a| matches!(a, GsaAttr::KeyLifetime(_)));
+                    }
+                    if let GroupPolicy::Sa(sa) = policy
+                        && let SaRef::Rekey(spi) = sa.sa
+                    {
+                        old_spi = Some(spi);
+                        sa.sa = SaRef::Rekey(new_spi);
+                        // GCAUTH appears only at registration
+                        sa.transforms.retain(|t| t.ty != TransformType::GCAUTH);
+                        for t in &mut sa.transforms {
+                            if t.ty == TransformType::KWA {
+                                t.id = KwaId::KW_5649_128.0;
+                            }
+                        }
+                    }
+                }
+            }
+            Payload::Kd(kd) => {
+                for bag in &mut kd.bags {
+                    if let KeyBag::Group(g) = bag
+                        && matches!(g.sa, SaRef::Rekey(_))
+                    {
+                        g.sa = SaRef::Rekey(new_spi);
+                        let k = &mut g.sa_keys[0];
+                        let keymat = IKE_KWA
+                            .unwrap(scn.ike_kwk.expose(), &k.encrypted)
+                            .expect("the real SA_KEY unwraps");
+                        let short = keymat.len()
+                            - (KeyWrapAlg::Arx.key_len() - KeyWrapAlg::Kw5649_128.key_len());
+                        k.encrypted = IKE_KWA
+                            .wrap(scn.ike_kwk.expose(), &keymat.expose()[..short])
+                            .unwrap();
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(old_spi.is_some(), "the response has a Rekey SA");
+    gm.handle_inband_rekey(1000, &payloads, ike(&scn.sk_d))
+        .expect("the new Rekey SA is taken");
+    assert!(gm.status(1000).rekey_spis.contains(&new_spi));
+    let new = gm.rekey_sa_keys(new_spi).expect("held");
+    assert_eq!(new.kwa, KeyWrapAlg::Kw5649_128);
+    assert_eq!(new.gsk_w.len(), KeyWrapAlg::Kw5649_128.key_len());
+}

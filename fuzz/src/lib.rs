@@ -12,7 +12,7 @@ mod input;
 #[path = "wire.rs"]
 mod wire;
 #[path = "world.rs"]
-mod world;
+pub mod world;
 
 pub use crypto::{config, der, keywrap};
 pub use engines::{gcks_registration, gm_inband, gm_registration, gm_rekey, rekey_open};

@@ -579,7 +579,8 @@ impl Gm {
             let mut p = self.read_policy(gsa, kd, policy.mode, false)?;
             p.auth = policy.auth.clone();
             p.sender_id_bits = policy.sender_id_bits;
-            p.rekey_kwa = policy.rekey_kwa.or(p.rekey_kwa);
+            // read_policy keeps the old KWA unless a KEK policy names one:
+            // the one `check_keymat_len` split the new keys with.
             self.policy = Some(p);
         }
         update.deletes = payloads
