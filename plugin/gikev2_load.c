@@ -220,6 +220,11 @@ struct private_gikev2_load_listener_t {
 	bool changed;
 
 	/**
+	 * Set in destroy: no more sockets are opened
+	 */
+	bool dying;
+
+	/**
 	 * Registrations the GCKS answered with GSA and KD
 	 */
 	refcount_t registered;
@@ -360,7 +365,7 @@ static void listen_rekey(private_gikev2_load_listener_t *this,
 	struct ip_mreq mreq = {};
 	int i, fd, on = 1;
 
-	dst = gikev2_host_from_endpoint(ep);
+	dst = this->dying ? NULL : gikev2_host_from_endpoint(ep);
 	if (!dst)
 	{
 		return;
@@ -967,6 +972,10 @@ METHOD(gikev2_load_listener_t, destroy, void,
 	private_gikev2_load_listener_t *this)
 {
 	gikev2_timer_destroy(this->timer);
+	/* a GSA_REKEY being taken may still ask for a socket */
+	this->mutex->lock(this->mutex);
+	this->dying = TRUE;
+	this->mutex->unlock(this->mutex);
 	array_destroy_function(this->sockets, (void*)socket_destroy, NULL);
 	this->lock->read_lock(this->lock);
 	if (array_count(this->members))
