@@ -488,6 +488,7 @@ impl Gm {
             None => (None, None),
         };
         let mut new_policy = policy.clone();
+        let mut new_path = None;
         let update = match (gsa, kd) {
             (Some(gsa), Some(kd)) => {
                 new_policy = self.read_policy(gsa, kd, policy.mode, false)?;
@@ -503,7 +504,7 @@ impl Gm {
                 let mut path = self.path.clone();
                 match self.resolve(gsa, kd, &u, &mut path) {
                     Ok(update) => {
-                        self.path = path;
+                        new_path = Some(path);
                         update
                     }
                     Err(e) if gsa.kek().is_some() => {
@@ -540,6 +541,11 @@ impl Gm {
             && let Some(old) = &policy.auth
         {
             new_policy.auth = Some(VerifyingKey::from_spki_der(spki, old.alg())?);
+        }
+        // Accepted: only now does the state change, so a message refused
+        // above (e.g. an unusable new AUTH_KEY) changed nothing.
+        if let Some(path) = new_path {
+            self.path = path;
         }
         self.keks[i].last_message_id = Some(message_id);
         self.note_message_id(spi, message_id);
