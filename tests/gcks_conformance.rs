@@ -132,6 +132,18 @@ fn register(
     }
 }
 
+/// The SK protection of the Rekey SA `kek` a registered member learned.
+fn rekey_sk(r: &Registered, kek: &GsaPolicy) -> SkProtection {
+    let mut gm = ModelGm {
+        keys: HashMap::new(),
+        kwa: KeyWrapAlg::Kw5649_256,
+    };
+    let keymat = gm
+        .learn(kd(&r.response), &r.gsk_w, IKE_KWA, kek.sa)
+        .unwrap();
+    sk_of(kek, &keymat).0
+}
+
 fn sk_of(kek: &GsaPolicy, keymat: &Secret) -> (SkProtection, Secret) {
     let e = kek.transform(TransformType::ENCR).unwrap();
     let encr = EncrAlg::new(EncrId(e.id), e.key_length()).unwrap();
@@ -220,14 +232,7 @@ fn implicit_authentication_sends_no_auth_key_and_no_auth() {
         GcauthId(kek.transform(TransformType::GCAUTH).unwrap().id),
         GcauthId::IMPLICIT
     );
-    let mut gm = ModelGm {
-        keys: HashMap::new(),
-        kwa: KeyWrapAlg::Kw5649_256,
-    };
-    let keymat = gm
-        .learn(kd(&r.response), &r.gsk_w, IKE_KWA, kek.sa)
-        .unwrap();
-    let (sk, _) = sk_of(&kek, &keymat);
+    let sk = rekey_sk(&r, &kek);
     multicasts(&mut gcks);
     gcks.rekey(1000, &group_id()).unwrap();
     let sent = multicasts(&mut gcks);
@@ -258,14 +263,7 @@ fn rekey_messages_number_from_zero_and_retransmit_identically() {
     );
     let kek = gsa(&r.response).kek().unwrap().clone();
     let old_tek = gsa(&r.response).teks().next().unwrap().sa;
-    let mut gm = ModelGm {
-        keys: HashMap::new(),
-        kwa: KeyWrapAlg::Kw5649_256,
-    };
-    let keymat = gm
-        .learn(kd(&r.response), &r.gsk_w, IKE_KWA, kek.sa)
-        .unwrap();
-    let (sk, _) = sk_of(&kek, &keymat);
+    let sk = rekey_sk(&r, &kek);
     multicasts(&mut gcks);
 
     let mut ids = Vec::new();
@@ -315,14 +313,7 @@ fn retransmissions_never_follow_a_later_message() {
     gcks.add_group(0, cfg).unwrap();
     let r = register(&mut gcks, 0, 1, "gm1@example.com", vec![]);
     let kek = gsa(&r.response).kek().unwrap().clone();
-    let mut gm = ModelGm {
-        keys: HashMap::new(),
-        kwa: KeyWrapAlg::Kw5649_256,
-    };
-    let keymat = gm
-        .learn(kd(&r.response), &r.gsk_w, IKE_KWA, kek.sa)
-        .unwrap();
-    let (sk, _) = sk_of(&kek, &keymat);
+    let sk = rekey_sk(&r, &kek);
     multicasts(&mut gcks);
     let id = |d: &[u8]| {
         rekey_message::open(d, &sk, RekeyVerifier::Implicit)
