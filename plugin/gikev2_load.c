@@ -130,16 +130,6 @@ typedef struct {
 	 */
 	u_int rekeyed;
 
-	/**
-	 * REREGISTER actions (lost rekeys, expiry, exclusion)
-	 */
-	u_int reregister;
-
-	/**
-	 * Reason of the last REREGISTER action
-	 */
-	gikev2_reregister_reason_t reason;
-
 } member_t;
 
 /**
@@ -436,14 +426,14 @@ static job_requeue_t reregister_job(peer_cfg_t *peer_cfg)
  * Register a member again, as a GM would: a new IKE_SA with its identity,
  * whose GSA_AUTH response its GM core takes (member locked)
  */
-static void register_again(member_t *m)
+static void register_again(member_t *m, gikev2_reregister_reason_t reason)
 {
 	if (m->reregistering || !m->peer_cfg)
 	{
 		return;
 	}
 	DBG1(DBG_IKE, "gikev2: load test: member of IKE_SA [%u] registers again "
-		 "(reason %d)", m->ike_id, m->reason);
+		 "(reason %d)", m->ike_id, reason);
 	m->reregistering = TRUE;
 	lib->processor->queue_job(lib->processor, (job_t*)
 				callback_job_create((callback_job_cb_t)reregister_job,
@@ -504,9 +494,7 @@ static void drain(private_gikev2_load_listener_t *this, member_t *m,
 				}
 				break;
 			case GIKEV2_GM_ACTION_REREGISTER:
-				m->reregister++;
-				m->reason = a.reason;
-				register_again(m);
+				register_again(m, a.reason);
 				break;
 			default:
 				break;
