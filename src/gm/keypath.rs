@@ -75,6 +75,7 @@ impl WorkingKeyPath {
         // id -> (key, the KWK ID it was unwrapped with)
         let mut learned: Vec<(u32, Secret, u32)> = Vec::new();
         let mut tried = vec![false; u.wrap_keys.len()];
+        let mut last_err = CryptoError::UnwrapFailed;
         loop {
             let mut progress = false;
             for (i, w) in u.wrap_keys.iter().enumerate() {
@@ -85,16 +86,27 @@ impl WorkingKeyPath {
                     continue;
                 };
                 tried[i] = true;
-                if let Ok(key) = kwa.unwrap(kwk.expose(), &w.encrypted) {
-                    learned.push((w.key_id, key, w.kwk_id));
-                    progress = true;
+                let Ok(key) = kwa.unwrap(kwk.expose(), &w.encrypted) else {
+                    continue;
+                };
+                // §4.5.3.1: a WRAP_KEY is a key of the Rekey SA's KWA, of
+                // exactly its key size; any other is not a key to follow.
+                let expected = u.tree_kwa.map_or(0, KeyWrapAlg::key_len);
+                if key.len() != expected {
+                    last_err = CryptoError::KeyLength {
+                        what: "WRAP_KEY",
+                        expected,
+                        got: key.len(),
+                    };
+                    continue;
                 }
+                learned.push((w.key_id, key, w.kwk_id));
+                progress = true;
             }
             if !progress {
                 break;
             }
         }
-        let mut last_err = CryptoError::UnwrapFailed;
         for c in candidates {
             let Some((kwk, kwa)) = self.kwk(c.kwk_id, &learned, u) else {
                 continue;
@@ -267,6 +279,45 @@ mod tests {
         assert!(f.unwrap_sa_key(&gp, &u).is_err());
         assert_eq!(f.ids(), [2, 5, 12]);
         f.keys.clear();
+    }
+
+    /// M079: a WRAP_KEY whose key is not the size of the tree's KWA key is
+    /// not followed, even though it unwraps.
+    #[test]
+    fn wrap_key_of_another_size_is_not_followed() {
+        let gsk_w = key(0xee);
+        let k1 = key(1);
+        let ksa = key(0xa1);
+        let kwa = KeyWrapAlg::Kw5649_128;
+        let long = Secret::new(vec![7; 32]);
+        for (k7, ok) in [(key(7), true), (long, false)] {
+            // Key 1 under key 7, with the AES of key 7's size.
+            let alg = if ok { kwa } else { KeyWrapAlg::Kw5649_256 };
+            let w1 = WrappedKey {
+                key_id: 1,
+                kwk_id: 7,
+                encrypted: alg.wrap(k7.expose(), k1.expose()).unwrap(),
+            };
+            let mp = vec![w1, wrap(7, 0, &gsk_w, &k7)];
+            let u = Unwrapper {
+                default: (&gsk_w, kwa),
+                tree_kwa: Some(kwa),
+                wrap_keys: &mp,
+            };
+            let got = WorkingKeyPath::default().unwrap_sa_key(&[wrap(0, 1, &k1, &ksa)], &u);
+            if ok {
+                assert_eq!(got.unwrap().keymat, ksa);
+            } else {
+                assert_eq!(
+                    got.unwrap_err(),
+                    CryptoError::KeyLength {
+                        what: "WRAP_KEY",
+                        expected: 16,
+                        got: 32
+                    }
+                );
+            }
+        }
     }
 
     #[test]
