@@ -280,6 +280,64 @@ fn unauthorized_and_unknown_groups_are_refused() {
     assert!(sim.members[..2].iter().all(|m| m.kernel.is_empty()));
 }
 
+/// A Sender-ID that does not fit GWP_SENDER_ID_BITS is fatal: the response
+/// is refused, the GM keeps what it held and registers again (M033).
+#[test]
+fn sender_id_wider_than_its_bits_is_refused_and_registers_again() {
+    let mut sim = Sim::new(config(LKH4, 8), 33);
+    let idx = sim.join("sender1@example.com", sender()).unwrap();
+    let before = sim.members[idx].kernel.clone();
+    assert!(!before.is_empty());
+
+    let m = &mut sim.members[idx];
+    let request = common::through_wire(&m.gm.registration_payloads());
+    let response = sim.gcks.handle_registration(
+        sim.now,
+        &gikev2::gcks::Registration {
+            member: m.id,
+            identity: &m.identity,
+            exchange: ExchangeType::GSA_REGISTRATION,
+            payloads: &request,
+            ike: Sim::ike(&m.sk_d),
+        },
+    );
+    let mut response = common::through_wire(&response);
+    let mut widened = 0;
+    for p in &mut response {
+        if let Payload::Kd(kd) = p {
+            for bag in &mut kd.bags {
+                if let KeyBag::Member(b) = bag {
+                    // The group's Sender-IDs are 8 bits wide (common::config).
+                    assert!(b.sender_ids.iter().all(|id| id >> 8 == 0));
+                    b.sender_ids = vec![0x100];
+                    widened += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(widened, 1, "a sender's response has a member key bag");
+
+    let err =
+        m.gm.handle_registration_response(
+            sim.now,
+            ExchangeType::GSA_REGISTRATION,
+            &response,
+            Sim::ike(&m.sk_d),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            GmError::Unacceptable("Sender-ID wider than GWP_SENDER_ID_BITS")
+        ),
+        "{err}"
+    );
+    sim.advance(1);
+    let m = &sim.members[idx];
+    assert!(m.reregister.contains(&ReregisterReason::SenderIdTooWide));
+    assert_eq!(m.kernel, before, "the refused response installed nothing");
+}
+
 /// A sender holding no Sender-ID that is handed a counter-mode TEK must not
 /// install it and must ask to register again (M025, M026).
 #[test]
