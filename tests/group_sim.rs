@@ -280,6 +280,67 @@ fn unauthorized_and_unknown_groups_are_refused() {
     assert!(sim.members[..2].iter().all(|m| m.kernel.is_empty()));
 }
 
+/// Two registrations in parallel (M011, M012): a response whose
+/// GSA_INITIAL_MESSAGE_ID is older than a GSA_REKEY the GM has since taken
+/// must not reopen the Message IDs in between to replay.
+#[test]
+fn stale_initial_message_id_does_not_reopen_replays() {
+    let mut sim = Sim::new(config(KeyManagement::Flat, 8), 11);
+    let idx = sim.join("gm0@example.com", receiver()).unwrap();
+    sim.gcks.rekey(sim.now, &group_id()).unwrap();
+    sim.advance(1_000);
+
+    // A second registration's response is made now, and delivered late.
+    let m = &sim.members[idx];
+    let request = common::through_wire(&m.gm.registration_payloads());
+    let stale = common::through_wire(&sim.gcks.handle_registration(
+        sim.now,
+        &gikev2::gcks::Registration {
+            member: m.id,
+            identity: &m.identity,
+            exchange: ExchangeType::GSA_REGISTRATION,
+            payloads: &request,
+            ike: Sim::ike(&m.sk_d),
+        },
+    ));
+    let initial = stale
+        .iter()
+        .find_map(|p| match p {
+            Payload::Gsa(g) => g.policies.iter().find_map(|p| match p {
+                GroupPolicy::Sa(p) if matches!(p.sa, SaRef::Rekey(_)) => {
+                    Some(p.initial_message_id().unwrap_or(0))
+                }
+                _ => None,
+            }),
+            _ => None,
+        })
+        .expect("a KEK policy");
+
+    // Meanwhile a GSA_REKEY reaches the member.
+    let sent = sim.sent.len();
+    sim.gcks.rekey(sim.now, &group_id()).unwrap();
+    sim.advance(1_000);
+    // (Copies of the earlier message may be among them: retransmissions.)
+    let (message_id, rekey) = sim.sent[sent..]
+        .iter()
+        .map(|d| (gikev2::rekey_message::peek(d).unwrap().1, d.clone()))
+        .max()
+        .expect("a GSA_REKEY");
+    assert!(message_id >= initial, "{message_id} < {initial}");
+    assert!(sim.members[idx].rekey_errors.is_empty());
+
+    let m = &mut sim.members[idx];
+    m.gm.handle_registration_response(
+        sim.now,
+        ExchangeType::GSA_REGISTRATION,
+        &stale,
+        Sim::ike(&m.sk_d),
+    )
+    .unwrap();
+    let err = m.gm.handle_rekey(sim.now, &rekey).unwrap_err();
+    assert!(matches!(err, GmError::Replay { .. }), "{err}");
+}
+
 /// A Sender-ID that does not fit GWP_SENDER_ID_BITS is fatal: the response
 /// is refused, the GM keeps what it held and registers again (M033).
 #[test]
