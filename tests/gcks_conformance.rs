@@ -554,3 +554,36 @@ fn unknown_group_is_invalid() {
     );
     let _ = RekeySpi::default();
 }
+
+/// M008: IPCOMP_SUPPORTED in a registration request is ignored, its CPI
+/// whatever it is: the member is registered as without it, and nothing in
+/// the response speaks of IPComp.
+#[test]
+fn ipcomp_supported_and_its_cpi_are_ignored() {
+    let mut gcks = Gcks::new(Box::new(SeededRng::from_u64(8)));
+    gcks.add_group(0, config(LKH2, 8)).unwrap();
+    let plain = register(&mut gcks, 0, 1, "gm1@example.com", vec![]);
+    for (member, cpi) in [(2, [0, 0]), (3, [0x12, 0x34])] {
+        let ipcomp = Notify {
+            // CPI, then Transform ID 2 (IPCOMP_DEFLATE), RFC 7296 §3.10.1.
+            data: vec![cpi[0], cpi[1], 2],
+            ..Notify::plain(NotifyType::IPCOMP_SUPPORTED)
+        };
+        let r = register(
+            &mut gcks,
+            0,
+            member,
+            "gm@example.com",
+            vec![Payload::Notify(ipcomp)],
+        );
+        assert_eq!(gsa(&r.response), gsa(&plain.response), "CPI {cpi:?}");
+        assert!(!kd(&r.response).bags.is_empty());
+        assert!(
+            !r.response
+                .iter()
+                .any(|p| matches!(p, Payload::Notify(n) if n.ty == NotifyType::IPCOMP_SUPPORTED)),
+            "CPI {cpi:?}: {:?}",
+            r.response
+        );
+    }
+}
