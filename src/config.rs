@@ -14,9 +14,9 @@ use core::fmt;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::crypto::SigningKey;
+use crate::crypto::{KeyWrapAlg, SigningKey};
 use crate::gm::{MembershipConfig, Role};
-use crate::iana::{EncrId, IdType, IntegId, KwaId, ProtocolId};
+use crate::iana::{EncrId, IdType, IntegId, KwaId, ProtocolId, TransformType};
 use crate::policy::{
     Authorization, Delivery, GroupConfig, GroupWide, IdentityPattern, KeyManagement, Mode,
     RekeyAuth, RekeyPolicy, TekPolicy, TekProtocol,
@@ -613,6 +613,33 @@ pub fn membership_settings<'a>(
             spi: Vec::new(),
             transforms,
         });
+    }
+    // M089: an SAg says which key wrap algorithms the GM supports. Unless
+    // accept.rekey names some, that is all of them, in a Rekey SA proposal
+    // of its own if the SAg restricts only Data-Security SAs.
+    if !proposals.is_empty() {
+        if !proposals
+            .iter()
+            .any(|p| p.protocol == ProtocolId::GIKE_UPDATE)
+        {
+            proposals.insert(
+                0,
+                Proposal {
+                    num: 1,
+                    protocol: ProtocolId::GIKE_UPDATE,
+                    spi: Vec::new(),
+                    transforms: Vec::new(),
+                },
+            );
+        }
+        for p in &mut proposals {
+            if p.protocol == ProtocolId::GIKE_UPDATE
+                && !p.transforms.iter().any(|t| t.ty == TransformType::KWA)
+            {
+                p.transforms
+                    .extend(KeyWrapAlg::ALL.iter().map(|k| Transform::kwa(k.id())));
+            }
+        }
     }
     s.finish()?;
     let cfg = MembershipConfig {

@@ -587,3 +587,63 @@ fn ipcomp_supported_and_its_cpi_are_ignored() {
         );
     }
 }
+
+/// An SAg only alerts the GCKS to restrictions (§2.3.3): a GM that lists
+/// the group's algorithms is registered, whatever transform types it does
+/// not mention (GCAUTH, which a GM cannot choose; INTEG with AEAD), and one
+/// that lists only other key wrap algorithms is refused. Every SAg the
+/// membership settings build says which KWAs the GM supports (M089).
+#[test]
+fn sag_restricts_what_it_lists_and_always_names_key_wraps() {
+    let sag = |accept: &[(&'static str, &'static str)]| {
+        let mut s = vec![("id", "market-data")];
+        s.extend_from_slice(accept);
+        gikev2::config::membership_from_settings(s)
+            .unwrap()
+            .offer
+            .unwrap()
+    };
+    let cases = [
+        (vec![("accept.rekey", "aes256gcm16-kwaes256")], true),
+        (vec![("accept.rekey", "aes256gcm16")], true),
+        (vec![("accept.esp", "aes256gcm16")], true),
+        (
+            vec![
+                ("accept.rekey", "aes256gcm16-kwaes256"),
+                ("accept.esp", "aes256gcm16, aes128gcm16"),
+            ],
+            true,
+        ),
+        (vec![("accept.rekey", "aes256gcm16-kwaes128")], false),
+        (vec![("accept.rekey", "aes128gcm16-kwaes256")], false),
+    ];
+    let mut gcks = Gcks::new(Box::new(SeededRng::from_u64(9)));
+    gcks.add_group(0, config(LKH2, 8)).unwrap();
+    for (i, (accept, ok)) in cases.into_iter().enumerate() {
+        let sag = sag(&accept);
+        let rekey: Vec<_> = sag
+            .proposals
+            .iter()
+            .filter(|p| p.protocol == gikev2::iana::ProtocolId::GIKE_UPDATE)
+            .collect();
+        assert!(!rekey.is_empty(), "{accept:?}: M089");
+        assert!(
+            rekey
+                .iter()
+                .all(|p| p.transforms.iter().any(|t| t.ty == TransformType::KWA)),
+            "{accept:?}: M089"
+        );
+        let r = register(
+            &mut gcks,
+            0,
+            30 + i as u64,
+            "gm@example.com",
+            vec![Payload::Sag(sag)],
+        );
+        let refused = r.response
+            == [Payload::Notify(Notify::plain(
+                NotifyType::NO_PROPOSAL_CHOSEN,
+            ))];
+        assert_eq!(!refused, ok, "{accept:?}: {:?}", r.response);
+    }
+}

@@ -36,11 +36,15 @@ pub(crate) fn acceptable(sag: &SaPayload, offers: &[Offer<'_>]) -> bool {
 }
 
 /// A proposal supports a transform when it lists the same type and ID and,
-/// for ciphers with a key length, the same key length.
+/// for ciphers with a key length, the same key length. A type the proposal
+/// lists nothing of is not restricted: the GM only alerts the GCKS to its
+/// restrictions (§2.3.3), it may list nothing but its key wrap algorithms
+/// (M089), and it cannot choose some types at all (GCAUTH).
 fn supports(proposal: &[Transform], want: &Transform) -> bool {
-    proposal
-        .iter()
-        .any(|t| t.ty == want.ty && t.id == want.id && t.key_length() == want.key_length())
+    !proposal.iter().any(|t| t.ty == want.ty)
+        || proposal
+            .iter()
+            .any(|t| t.ty == want.ty && t.id == want.id && t.key_length() == want.key_length())
 }
 
 #[cfg(test)]
@@ -101,6 +105,36 @@ mod tests {
         assert!(offer("xx"));
         assert!(offer("yy"));
         assert!(!offer("xy"), "mixing sets 1 and 2 violates M007");
+    }
+
+    #[test]
+    fn types_not_listed_are_not_restricted() {
+        let kwa = |id| Transform::kwa(id);
+        let sag = SaPayload {
+            proposals: vec![proposal(
+                1,
+                ProtocolId::GIKE_UPDATE,
+                vec![kwa(KwaId::KW_5649_256)],
+            )],
+        };
+        let kek = |k| {
+            [
+                Transform::encr(EncrId::ENCR_AES_GCM_16, Some(256)),
+                kwa(k),
+                Transform::gcauth_implicit(),
+            ]
+        };
+        let ok = |want: &[Transform]| {
+            acceptable(
+                &sag,
+                &[Offer {
+                    protocol: ProtocolId::GIKE_UPDATE,
+                    transforms: want,
+                }],
+            )
+        };
+        assert!(ok(&kek(KwaId::KW_5649_256)));
+        assert!(!ok(&kek(KwaId::KW_5649_128)));
     }
 
     #[test]
