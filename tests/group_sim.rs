@@ -6,7 +6,7 @@ mod common;
 
 use common::{Sim, config, group_id, receiver, sender};
 use gikev2::crypto::{CryptoError, EncrAlg, IntegAlg, KeyWrapAlg, Secret, SeededRng};
-use gikev2::gcks::Gcks;
+use gikev2::gcks::{Gcks, MemberId};
 use gikev2::gm::{Gm, GmAction, GmError, MembershipConfig, ReregisterReason, Role, SaDirection};
 use gikev2::iana::{EncrId, ExchangeType, IntegId, NotifyType, SnId};
 use gikev2::policy::{Delivery, KeyManagement};
@@ -256,6 +256,105 @@ fn senders_never_share_a_sender_id() {
             .keys()
             .all(|(_, d)| *d == SaDirection::Inbound)
     );
+}
+
+/// When the Sender-IDs run out the GCKS excludes every member and starts
+/// over (§2.5.1 item 5, M032): the sender that ran them out registers
+/// under new SAs with Sender-IDs from zero, everyone else is told to
+/// register again, and once they have, the group shares the new SAs and no
+/// two senders share a Sender-ID.
+#[test]
+fn exhausted_sender_ids_exclude_everyone_and_start_over() {
+    let mut cfg = config(LKH4, 16);
+    cfg.group_wide.sender_id_bits = Some(2);
+    let mut sim = Sim::new(cfg, 32);
+    sim.join("gm0@example.com", receiver()).unwrap();
+    for i in 0..4 {
+        sim.join(&format!("sender{i}@example.com"), sender())
+            .unwrap();
+    }
+    sim.advance(2_000);
+    let old = common_tek(&sim, 0..5)[0].0;
+    let sender_id = |sim: &Sim, i: usize| {
+        let ids: Vec<u32> = sim.members[i]
+            .kernel
+            .iter()
+            .filter(|((_, d), _)| *d == SaDirection::Outbound)
+            .map(|(_, t)| t.sender_id.expect("counter mode").0)
+            .collect();
+        assert_eq!(ids.len(), 1, "{}: {ids:?}", sim.members[i].identity);
+        ids[0]
+    };
+    let mut ids: Vec<u32> = (1..5).map(|i| sender_id(&sim, i)).collect();
+    ids.sort();
+    assert_eq!(ids, [0, 1, 2, 3], "all of the 2-bit space");
+
+    // A fifth sender needs a Sender-ID there is none of.
+    let fifth = sim.join("sender4@example.com", sender()).unwrap();
+    assert_eq!(sender_id(&sim, fifth), 0, "counted from zero again");
+    let new = common_tek(&sim, [fifth].into_iter())[0].0;
+    assert_ne!(new, old, "under new SAs");
+    let status = &sim.gcks.status(sim.now)[0];
+    assert_eq!(status.members.len(), 1, "{:?}", status.members);
+    sim.advance(30_000);
+    for i in 0..5 {
+        let m = &sim.members[i];
+        assert_eq!(m.reregister, [ReregisterReason::Excluded], "{}", m.identity);
+        assert!(
+            m.kernel.keys().all(|(sa, _)| *sa != old),
+            "{}: the old SA is deleted",
+            m.identity
+        );
+    }
+
+    // The receiver and three of the senders register again.
+    for i in 0..4 {
+        sim.register(i, ExchangeType::GSA_AUTH).unwrap();
+    }
+    sim.advance(2_000);
+    assert_eq!(common_tek(&sim, [0, 1, 2, 3, fifth].into_iter())[0].0, new);
+    let mut ids: Vec<u32> = [1, 2, 3, fifth]
+        .iter()
+        .map(|&i| sender_id(&sim, i))
+        .collect();
+    ids.sort();
+    assert_eq!(ids, [0, 1, 2, 3], "no Sender-ID shared under the new SAs");
+    assert!(sim.members.iter().all(|m| m.rekey_errors.is_empty()));
+}
+
+/// The same over kept IKE SAs: each inband member gets the exclusion by
+/// GSA_INBAND_REKEY and registers again.
+#[test]
+fn exhausted_sender_ids_exclude_inband_members_too() {
+    let mut cfg = config(KeyManagement::Flat, 8);
+    cfg.rekey = None;
+    cfg.delivery = Delivery::Inband;
+    cfg.group_wide.sender_id_bits = Some(1);
+    let mut sim = Sim::new(cfg, 34);
+    sim.join("gm0@example.com", receiver()).unwrap();
+    sim.join("sender0@example.com", sender()).unwrap();
+    sim.join("sender1@example.com", sender()).unwrap();
+    let old = common_tek(&sim, 0..3)[0].0;
+    assert!(sim.inband.is_empty());
+    let third = sim.join("sender2@example.com", sender()).unwrap();
+    let told: Vec<MemberId> = sim.inband.iter().map(|(m, _)| *m).collect();
+    assert_eq!(
+        told,
+        [sim.members[0].id, sim.members[1].id, sim.members[2].id]
+    );
+    for (member, payloads) in std::mem::take(&mut sim.inband) {
+        let payloads = common::through_wire(&payloads);
+        let m = sim.members.iter_mut().find(|m| m.id == member).unwrap();
+        m.gm.handle_inband_rekey(sim.now, &payloads, Sim::ike(&m.sk_d))
+            .unwrap();
+    }
+    sim.advance(30_000);
+    for i in 0..3 {
+        let m = &sim.members[i];
+        assert_eq!(m.reregister, [ReregisterReason::Excluded], "{}", m.identity);
+        assert!(m.kernel.keys().all(|(sa, _)| *sa != old), "{}", m.identity);
+    }
+    assert_ne!(common_tek(&sim, [third].into_iter())[0].0, old);
 }
 
 #[test]

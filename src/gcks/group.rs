@@ -425,10 +425,16 @@ impl Group {
                 1u64 << bits
             };
             if u64::from(self.next_sender_id) + u64::from(want) > limit {
-                // M032 would have us exclude everyone and start over; until
-                // an operator does, refuse rather than reuse an ID.
-                warn!("{}: Sender-IDs exhausted", self.name());
-                return Err(NotifyType::REGISTRATION_FAILED);
+                if u64::from(want) > limit {
+                    warn!("{}: {want} Sender-IDs do not fit {bits} bits", self.name());
+                    return Err(NotifyType::REGISTRATION_FAILED);
+                }
+                // M032: a Sender-ID is never reused under the same keys;
+                // everyone is excluded and the group starts over.
+                self.start_over(now, used, rng, actions).map_err(|e| {
+                    warn!("{}: starting over failed: {e}", self.name());
+                    NotifyType::REGISTRATION_FAILED
+                })?;
             }
             sender_ids = (self.next_sender_id..self.next_sender_id + want).collect();
             self.next_sender_id += want;
@@ -1058,6 +1064,77 @@ impl Group {
                 m.identity
             );
         }
+    }
+
+    /// Excludes every member and starts the group over with new SAs, an
+    /// empty key tree and Sender-IDs from zero (§2.5.1 item 5, M032): the
+    /// Sender-IDs have run out, and one may be handed out again only under
+    /// keys nobody has used. A Delete of every Data-Security SA and of the
+    /// Rekey SA with SPI zero (§2.4.3) goes out on the current Rekey SA and
+    /// to each inband member, so everyone registers again.
+    fn start_over(
+        &mut self,
+        now: Millis,
+        used: &[SaRef],
+        rng: &mut dyn Rng,
+        actions: &mut VecDeque<GcksAction>,
+    ) -> Result<(), GcksError> {
+        warn!(
+            "{}: Sender-IDs exhausted: excluding all {} members, starting over",
+            self.name(),
+            self.members.len()
+        );
+        let mut deletes = Vec::new();
+        for protocol in [TekProtocol::Esp, TekProtocol::Ah] {
+            if self.cfg.teks.iter().any(|t| t.protocol == protocol) {
+                deletes.push(Payload::Delete(match protocol {
+                    TekProtocol::Esp => Delete::Esp(vec![0]),
+                    TekProtocol::Ah => Delete::Ah(vec![0]),
+                }));
+            }
+        }
+        deletes.push(Payload::Delete(Delete::Rekey(vec![RekeySpi([0; 16])])));
+        if self.kek.is_some() && self.multicast_members() {
+            self.send_rekey(now, &deletes, rng, actions)?;
+        }
+        for id in &self.inband {
+            actions.push_back(GcksAction::InbandRekey {
+                member: *id,
+                payloads: deletes.clone(),
+            });
+        }
+        // The old TEKs go at once: whoever registers from now on must not
+        // get one, under which its new Sender-ID may already be in use.
+        let mut taken = used.to_vec();
+        taken.extend(self.spis());
+        for t in &mut self.teks {
+            t.retire_at = Some(now);
+        }
+        self.kek_next = None;
+        self.join_flush_at = None;
+        if self.kek.is_some() {
+            let kek = self.new_kek(now, None, &taken, rng)?;
+            taken.push(SaRef::Rekey(kek.spi));
+            taken.push(SaRef::Rekey(kek.next_spi));
+            self.kek = Some(kek);
+        }
+        for policy in 0..self.cfg.teks.len() {
+            let tek = self.new_tek(now, policy, None, &taken, rng)?;
+            taken.push(tek.sa(&self.cfg));
+            self.teks.push(tek);
+        }
+        if let Some(tree) = &self.lkh {
+            let r = self.cfg.rekey.as_ref().expect("LKH groups have a Rekey SA");
+            self.lkh = Some(
+                LkhTree::new(tree.degree(), self.cfg.member_limit, r.kwa_alg())
+                    .map_err(|e| GcksError::Crypto(e.to_string()))?,
+            );
+        }
+        self.members.clear();
+        self.by_identity.clear();
+        self.inband.clear();
+        self.next_sender_id = 0;
+        Ok(())
     }
 
     pub(super) fn ike_sa_down(
