@@ -86,12 +86,15 @@ impl WorkingKeyPath {
                     continue;
                 };
                 tried[i] = true;
+                // §4.5.3.1: a WRAP_KEY is a key of the Rekey SA's KWA, of
+                // exactly its key size; any other is not a key to follow.
+                let Some(tree_kwa) = u.tree_kwa else {
+                    continue;
+                };
                 let Ok(key) = kwa.unwrap(kwk.expose(), &w.encrypted) else {
                     continue;
                 };
-                // §4.5.3.1: a WRAP_KEY is a key of the Rekey SA's KWA, of
-                // exactly its key size; any other is not a key to follow.
-                let expected = u.tree_kwa.map_or(0, KeyWrapAlg::key_len);
+                let expected = tree_kwa.key_len();
                 if key.len() != expected {
                     last_err = CryptoError::KeyLength {
                         what: "WRAP_KEY",
