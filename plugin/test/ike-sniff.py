@@ -3,8 +3,9 @@
 
 One line per IKE message on UDP 500/4500 (IPv4):
     SRC:PORT > DST:PORT exch=<type> <request|response> mid=<id> len=<bytes>
-Needs root (AF_PACKET); runs until killed.  Used by run-patch-proof to show
-which exchange type is on the wire (the IKE header is never encrypted).
+Needs root (AF_PACKET); runs until killed; creates OUTFILE.ready once it
+listens.  Used by run-patch-proof to show which exchange type is on the
+wire (the IKE header is never encrypted).
 """
 import socket
 import struct
@@ -17,6 +18,8 @@ def main():
     iface, out = sys.argv[1], sys.argv[2]
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     sock.bind((iface, 0))
+    # Tell the caller the socket sees traffic from now on.
+    open(out + ".ready", "w").close()
     with open(out, "a", buffering=1) as log:
         while True:
             frame = sock.recv(65535)
