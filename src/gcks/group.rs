@@ -1103,37 +1103,20 @@ impl Group {
                 payloads: deletes.clone(),
             });
         }
-        // The old TEKs go at once: whoever registers from now on must not
-        // get one, under which its new Sender-ID may already be in use.
+        // A group as new, on SPIs other than the old ones. The old TEKs go
+        // at once: whoever registers from now on must not get one, under
+        // which its new Sender-ID may already be in use. Copies still due
+        // on the old Rekey SA, the operator's exclusions and the rekey
+        // history stay.
         let mut taken = used.to_vec();
         taken.extend(self.spis());
-        for t in &mut self.teks {
-            t.retire_at = Some(now);
-        }
-        self.kek_next = None;
-        self.join_flush_at = None;
-        if self.kek.is_some() {
-            let kek = self.new_kek(now, None, &taken, rng)?;
-            taken.push(SaRef::Rekey(kek.spi));
-            taken.push(SaRef::Rekey(kek.next_spi));
-            self.kek = Some(kek);
-        }
-        for policy in 0..self.cfg.teks.len() {
-            let tek = self.new_tek(now, policy, None, &taken, rng)?;
-            taken.push(tek.sa(&self.cfg));
-            self.teks.push(tek);
-        }
-        if let Some(tree) = &self.lkh {
-            let r = self.cfg.rekey.as_ref().expect("LKH groups have a Rekey SA");
-            self.lkh = Some(
-                LkhTree::new(tree.degree(), self.cfg.member_limit, r.kwa_alg())
-                    .map_err(|e| GcksError::Crypto(e.to_string()))?,
-            );
-        }
-        self.members.clear();
-        self.by_identity.clear();
-        self.inband.clear();
-        self.next_sender_id = 0;
+        let fresh = Group::new(now, self.cfg.clone(), &taken, rng)?;
+        *self = Group {
+            retransmits: std::mem::take(&mut self.retransmits),
+            recent_rekeys: std::mem::take(&mut self.recent_rekeys),
+            excluded: std::mem::take(&mut self.excluded),
+            ..fresh
+        };
         Ok(())
     }
 
