@@ -390,18 +390,7 @@ fn stale_initial_message_id_does_not_reopen_replays() {
     sim.advance(1_000);
 
     // A second registration's response is made now, and delivered late.
-    let m = &sim.members[idx];
-    let request = common::through_wire(&m.gm.registration_payloads());
-    let stale = common::through_wire(&sim.gcks.handle_registration(
-        sim.now,
-        &gikev2::gcks::Registration {
-            member: m.id,
-            identity: &m.identity,
-            exchange: ExchangeType::GSA_REGISTRATION,
-            payloads: &request,
-            ike: Sim::ike(&m.sk_d),
-        },
-    ));
+    let stale = sim.registration_response(idx, ExchangeType::GSA_REGISTRATION);
     let initial = stale
         .iter()
         .find_map(|p| match p {
@@ -449,19 +438,7 @@ fn sender_id_wider_than_its_bits_is_refused_and_registers_again() {
     let before = sim.members[idx].kernel.clone();
     assert!(!before.is_empty());
 
-    let m = &mut sim.members[idx];
-    let request = common::through_wire(&m.gm.registration_payloads());
-    let response = sim.gcks.handle_registration(
-        sim.now,
-        &gikev2::gcks::Registration {
-            member: m.id,
-            identity: &m.identity,
-            exchange: ExchangeType::GSA_REGISTRATION,
-            payloads: &request,
-            ike: Sim::ike(&m.sk_d),
-        },
-    );
-    let mut response = common::through_wire(&response);
+    let mut response = sim.registration_response(idx, ExchangeType::GSA_REGISTRATION);
     let mut widened = 0;
     for p in &mut response {
         if let Payload::Kd(kd) = p {
@@ -477,6 +454,7 @@ fn sender_id_wider_than_its_bits_is_refused_and_registers_again() {
     }
     assert_eq!(widened, 1, "a sender's response has a member key bag");
 
+    let m = &mut sim.members[idx];
     let err =
         m.gm.handle_registration_response(
             sim.now,

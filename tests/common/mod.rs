@@ -195,9 +195,20 @@ impl Sim {
 
     /// Runs a registration exchange for member `idx`.
     pub fn register(&mut self, idx: usize, exchange: ExchangeType) -> Result<(), GmError> {
+        let response = self.registration_response(idx, exchange);
         let m = &mut self.members[idx];
+        let r =
+            m.gm.handle_registration_response(self.now, exchange, &response, Self::ike(&m.sk_d));
+        self.pump();
+        r
+    }
+
+    /// The GCKS's answer to a registration request of member `idx`, as it
+    /// crosses the wire, not yet given to the member's GM.
+    pub fn registration_response(&mut self, idx: usize, exchange: ExchangeType) -> Vec<Payload> {
+        let m = &self.members[idx];
         let request = through_wire(&m.gm.registration_payloads());
-        let response = self.gcks.handle_registration(
+        through_wire(&self.gcks.handle_registration(
             self.now,
             &Registration {
                 member: m.id,
@@ -206,12 +217,7 @@ impl Sim {
                 payloads: &request,
                 ike: Self::ike(&m.sk_d),
             },
-        );
-        let response = through_wire(&response);
-        let r =
-            m.gm.handle_registration_response(self.now, exchange, &response, Self::ike(&m.sk_d));
-        self.pump();
-        r
+        ))
     }
 
     /// Registers a member the GCKS serves but no GM engine plays: fills
