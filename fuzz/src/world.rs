@@ -32,14 +32,20 @@ pub const IKE_KWA: KeyWrapAlg = KeyWrapAlg::Kw5649_256;
 pub const GM_IDENTITY: &str = "sender1@example.com";
 pub const GM_MEMBER: MemberId = MemberId(1);
 
-/// Ed25519 private key from a fixed seed (PKCS #8 DER).
+/// Ed25519 private key from a fixed seed (PKCS #8 DER), decoded once per
+/// process: OpenSSL's key decoder costs ~1 ms a call under ASan, which was
+/// most of an engine target's time spent in libcrypto.
 pub fn signing_key() -> SigningKey {
-    let mut der = vec![
-        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
-        0x20,
-    ];
-    der.extend_from_slice(&[0x42; 32]);
-    SigningKey::from_der(&der).expect("fixed Ed25519 key")
+    static KEY: OnceLock<SigningKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let mut der = vec![
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ];
+        der.extend_from_slice(&[0x42; 32]);
+        SigningKey::from_der(&der).expect("fixed Ed25519 key")
+    })
+    .clone()
 }
 
 pub fn group_id() -> GroupId {
