@@ -95,9 +95,10 @@ pub fn der(data: &[u8]) {
             }
         }
         12..=13 => {
-            // An Ed25519 key is always there to verify against. It is parsed
-            // once: OpenSSL 3's key decoder costs a millisecond a call, which
-            // would halve the rate at which hostile signatures are tried.
+            // An Ed25519 key is always there to verify against. Kept once:
+            // verifying_key() decodes the SPKI with OpenSSL 3's key decoder,
+            // a millisecond a call, which would halve the rate at which
+            // hostile signatures are tried.
             static KEY: OnceLock<VerifyingKey> = OnceLock::new();
             let k = KEY.get_or_init(|| signing_key().verifying_key().expect("public key"));
             let _ = k.verify(inp.segment(), inp.rest());
