@@ -233,6 +233,12 @@ registry! {
         IPCOMP_SUPPORTED = 16387,
         USE_TRANSPORT_MODE = 16391,
         GROUP_SENDER = 16429,
+        /// Private use (RFC 7296 §3.10.1: status types 40960-65535), this
+        /// implementation's: in a GSA_REKEY, the Message IDs from the
+        /// 4-octet value in its data up to the message's own were never
+        /// sent (a restored GCKS skipped them), so they are no gap.
+        /// Other GMs ignore it, as they must an unknown status type.
+        SKIPPED_MESSAGE_IDS = 40960,
     }
 }
 

@@ -32,9 +32,12 @@ use zeroize::Zeroizing;
 
 /// The first octets of every state file.
 pub const STATE_MAGIC: [u8; 8] = *b"GIKEV2GS";
-/// The body layout this build reads and writes. Bumped on any change of
-/// the body; an older or newer file is refused, never reinterpreted.
-pub const STATE_VERSION: u16 = 1;
+/// The body layout this build writes. Bumped on any change of the body;
+/// a newer file is refused, never reinterpreted.
+pub const STATE_VERSION: u16 = 2;
+/// The oldest layout this build still reads (the reader of a body is told
+/// its version): version 1 lacks the Message IDs a restore skipped.
+pub const STATE_VERSION_OLDEST: u16 = 1;
 const HEADER_LEN: usize = 16;
 const DIGEST_LEN: usize = 32;
 /// A state file larger than this is refused unread (about 10^7 members).
@@ -66,7 +69,8 @@ impl fmt::Display for StateError {
             Self::Corrupt(why) => write!(f, "corrupt state: {why}"),
             Self::Version { found, expected } => write!(
                 f,
-                "state format version {found}, this build reads version {expected}"
+                "state format version {found}, this build reads versions \
+                 {STATE_VERSION_OLDEST} to {expected}"
             ),
             Self::GroupMismatch { what } => write!(
                 f,
@@ -101,9 +105,16 @@ pub fn seal(body: &[u8]) -> Result<Zeroizing<Vec<u8>>, StateError> {
     Ok(out)
 }
 
+/// A state's body and the layout version it was written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Opened<'a> {
+    pub version: u16,
+    pub body: &'a [u8],
+}
+
 /// The body of a sealed state, after checking magic, version, length and
 /// digest (in that order).
-pub fn open(file: &[u8]) -> Result<&[u8], StateError> {
+pub fn open(file: &[u8]) -> Result<Opened<'_>, StateError> {
     if file.len() < STATE_MAGIC.len() || file[..STATE_MAGIC.len()] != STATE_MAGIC {
         return Err(corrupt("not a G-IKEv2 GCKS state file (bad magic)"));
     }
@@ -111,7 +122,7 @@ pub fn open(file: &[u8]) -> Result<&[u8], StateError> {
         return Err(corrupt(format!("truncated ({} octets)", file.len())));
     }
     let version = u16::from_be_bytes([file[8], file[9]]);
-    if version != STATE_VERSION {
+    if !(STATE_VERSION_OLDEST..=STATE_VERSION).contains(&version) {
         return Err(StateError::Version {
             found: version,
             expected: STATE_VERSION,
@@ -138,7 +149,10 @@ pub fn open(file: &[u8]) -> Result<&[u8], StateError> {
     if !openssl::memcmp::eq(&openssl::sha::sha256(content), digest) {
         return Err(corrupt("checksum mismatch"));
     }
-    Ok(&content[HEADER_LEN..])
+    Ok(Opened {
+        version,
+        body: &content[HEADER_LEN..],
+    })
 }
 
 /// The body's encoder: fixed-width big-endian integers and
@@ -401,19 +415,36 @@ mod tests {
     #[test]
     fn seal_open_round_trip_and_refusals() {
         let sealed = seal(b"hello").unwrap();
-        assert_eq!(open(&sealed).unwrap(), b"hello");
+        assert_eq!(open(&sealed).unwrap().body, b"hello");
+        assert_eq!(open(&sealed).unwrap().version, STATE_VERSION);
         assert!(matches!(open(b""), Err(StateError::Corrupt(_))));
         assert!(matches!(
             open(&sealed[..sealed.len() - 1]),
             Err(StateError::Corrupt(_))
         ));
-        let mut v = sealed.to_vec();
-        v[9] = 2;
+        // An older layout is read (and its version told); a newer one
+        // is refused. The digest covers the version: set it again.
+        let reversion = |version: u16| {
+            let mut v = sealed[..sealed.len() - DIGEST_LEN].to_vec();
+            v[8..10].copy_from_slice(&version.to_be_bytes());
+            let digest = openssl::sha::sha256(&v);
+            v.extend_from_slice(&digest);
+            v
+        };
+        let old = reversion(STATE_VERSION_OLDEST);
+        assert_eq!(open(&old).unwrap().version, STATE_VERSION_OLDEST);
         assert_eq!(
-            open(&v),
+            open(&reversion(STATE_VERSION + 1)),
             Err(StateError::Version {
-                found: 2,
-                expected: 1
+                found: STATE_VERSION + 1,
+                expected: STATE_VERSION
+            })
+        );
+        assert_eq!(
+            open(&reversion(0)),
+            Err(StateError::Version {
+                found: 0,
+                expected: STATE_VERSION
             })
         );
         let mut v = sealed.to_vec();

@@ -7,12 +7,15 @@
 mod common;
 
 use common::{Sim, config, group_id, receiver, sender};
-use gikev2::crypto::SeededRng;
+use gikev2::crypto::{SeededRng, SkProtection, VerifyingKey};
 use gikev2::gcks::{Gcks, MESSAGE_ID_RESERVE, MemberId, RESTORED_MEMBER_BASE, Registration};
+use gikev2::gm::ReregisterReason;
 use gikev2::iana::{ExchangeType, NotifyType};
-use gikev2::persist::{StateError, read_file, write_file_atomic};
+use gikev2::persist::{STATE_VERSION, StateError, read_file, write_file_atomic};
+use gikev2::policy::RekeyAuth;
 use gikev2::policy::{GroupConfig, KeyManagement};
-use gikev2::wire::{Payload, SaRef};
+use gikev2::rekey_message::{self, RekeySigner, RekeyVerifier};
+use gikev2::wire::{Payload, RekeySpi, SaRef};
 
 const LKH4: KeyManagement = KeyManagement::Lkh { degree: 4 };
 const WALL: u64 = 1_790_000_000_000;
@@ -155,6 +158,120 @@ fn restored_gcks_continues_the_group() {
     );
 }
 
+/// The Message IDs a restore skips are no lost rekey (issue 14). The first
+/// GSA_REKEY after a restart names where the skip began, so the members
+/// follow it without registering again, also after two restarts with
+/// nothing sent between them. A member that missed a message before the
+/// restart still notices. And a member given that same message without
+/// the notification reads the skip as a loss: GMs rely on what the GCKS
+/// says, not on this GCKS's MESSAGE_ID_RESERVE.
+#[test]
+fn skipped_message_ids_are_named_and_no_member_registers_again() {
+    let (mut sim, cfg) = running_group();
+    let gm3 = sim.join("gm3@example.com", receiver()).unwrap();
+    sim.advance(5_000);
+    // gm2 misses a rekey before the restart.
+    sim.dropped.push(1);
+    sim.gcks.rekey(sim.now, &group_id()).unwrap();
+    sim.advance(5_000);
+    sim.dropped.clear();
+    let next = sim.gcks.status(sim.now)[0].next_message_id.unwrap();
+
+    let now = sim.now;
+    let state = sim.gcks.save_group(&group_id(), now, WALL).unwrap();
+    restart(&mut sim, &cfg, &state, now, 0);
+    let state = sim.gcks.save_group(&group_id(), now, WALL).unwrap();
+    restart(&mut sim, &cfg, &state, now, 0);
+    let skipped_to = next + 2 * MESSAGE_ID_RESERVE;
+    assert_eq!(
+        sim.gcks.status(sim.now)[0].next_message_id,
+        Some(skipped_to)
+    );
+
+    let sent = sim.sent.len();
+    sim.dropped.push(gm3);
+    sim.gcks.rekey(sim.now, &group_id()).unwrap();
+    sim.advance(5_000);
+    let first = sim.sent[sent].clone();
+    assert_eq!(message_id(&first), skipped_to);
+    // What it says, read with a member's Rekey SA keys and the GCKS's key.
+    let spi = RekeySpi(first[..16].try_into().unwrap());
+    let keys = sim.members[0].gm.rekey_sa_keys(spi).unwrap();
+    let sk = SkProtection::new(keys.encr, keys.integ, &keys.gsk_e, &keys.gsk_a).unwrap();
+    let RekeyAuth::Signature(signer) = &cfg.rekey.as_ref().unwrap().auth else {
+        panic!("the common group signs its rekeys");
+    };
+    let vk = VerifyingKey::from_spki_der(signer.public_key_der(), signer.alg()).unwrap();
+    let opened = rekey_message::open(&first, &sk, RekeyVerifier::DigitalSignature(&vk)).unwrap();
+    let named: Vec<u32> = opened
+        .payloads
+        .iter()
+        .filter_map(|p| match p {
+            Payload::Notify(n) => n.skipped_from(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(named, [next], "the skip is named from the first ID skipped");
+
+    for i in [0, 2] {
+        let m = &sim.members[i];
+        assert!(
+            m.rekey_errors.is_empty(),
+            "{}: {:?}",
+            m.identity,
+            m.rekey_errors
+        );
+        assert!(m.reregister.is_empty(), "{} registered again", m.identity);
+    }
+    assert_eq!(
+        sim.members[1].reregister,
+        [ReregisterReason::LostRekey],
+        "gm2 missed a message before the restart"
+    );
+    // The next rekey follows on without a notification.
+    let sent = sim.sent.len();
+    sim.gcks.rekey(sim.now, &group_id()).unwrap();
+    sim.pump();
+    let second = sim.sent[sent].clone();
+    assert_eq!(message_id(&second), skipped_to + 1);
+    let opened = rekey_message::open(&second, &sk, RekeyVerifier::DigitalSignature(&vk)).unwrap();
+    assert!(
+        !opened
+            .payloads
+            .iter()
+            .any(|p| matches!(p, Payload::Notify(_)))
+    );
+
+    // gm3 gets the first message without the notification, sealed as the
+    // GCKS sealed it.
+    let stripped = inner_without_notify(&first, &sk, &vk);
+    let forged = rekey_message::seal(
+        spi,
+        skipped_to,
+        &stripped,
+        RekeySigner::DigitalSignature(signer),
+        &sk,
+        &mut SeededRng::from_u64(5),
+    )
+    .unwrap();
+    let m = &mut sim.members[gm3];
+    m.gm.handle_rekey(sim.now, &forged).unwrap();
+    sim.dropped.clear();
+    sim.advance(5_000);
+    assert_eq!(sim.members[gm3].reregister, [ReregisterReason::LostRekey]);
+    assert!(sim.members[0].reregister.is_empty());
+}
+
+/// The inner payloads of a GSA_REKEY but its AUTH and Notify payloads.
+fn inner_without_notify(d: &[u8], sk: &SkProtection, vk: &VerifyingKey) -> Vec<Payload> {
+    rekey_message::open(d, sk, RekeyVerifier::DigitalSignature(vk))
+        .unwrap()
+        .payloads
+        .into_iter()
+        .filter(|p| !matches!(p, Payload::Auth(_) | Payload::Notify(_)))
+        .collect()
+}
+
 #[test]
 fn exclusions_survive_a_restart() {
     let (mut sim, cfg) = running_group();
@@ -241,12 +358,12 @@ fn bad_states_are_refused_without_panic() {
     }
     // Another format version.
     let mut v = state.to_vec();
-    v[8..10].copy_from_slice(&2u16.to_be_bytes());
+    v[8..10].copy_from_slice(&(STATE_VERSION + 1).to_be_bytes());
     assert_eq!(
         try_restore(&v),
         Err(StateError::Version {
-            found: 2,
-            expected: 1
+            found: STATE_VERSION + 1,
+            expected: STATE_VERSION
         })
     );
     // Garbage of every small length, and a body that fits the envelope
@@ -265,7 +382,7 @@ fn bad_states_are_refused_without_panic() {
 fn damaged_bodies_never_panic() {
     let (sim, cfg) = running_group();
     let state = sim.gcks.save_group(&group_id(), sim.now, WALL).unwrap();
-    let body = gikev2::persist::open(&state).unwrap().to_vec();
+    let body = gikev2::persist::open(&state).unwrap().body.to_vec();
     let mut restored = 0;
     for i in 0..body.len() {
         for bit in [0, 7] {

@@ -625,7 +625,8 @@ fn lost_rekey_is_noticed_through_gsa_next_spi() {
     assert!(sim.members[1].reregister.is_empty());
     sim.gcks.rekey(sim.now, &group_id()).unwrap();
     sim.pump();
-    sim.advance(1);
+    assert!(sim.members[1].reregister.is_empty(), "not at once");
+    sim.advance(5_000); // the random wait
     assert_eq!(sim.members[1].reregister, [ReregisterReason::LostRekey]);
     assert!(sim.members[0].reregister.is_empty());
 
@@ -635,6 +636,101 @@ fn lost_rekey_is_noticed_through_gsa_next_spi() {
     sim.gcks.rekey(sim.now, &group_id()).unwrap();
     sim.advance(10_000);
     common_tek(&sim, 0..3);
+    assert!(sim.members.iter().all(|m| m.rekey_errors.is_empty()));
+}
+
+/// The registration storm of issue 14: answers built before a TEK rekey
+/// reach their members only after the rekey and its copies have gone. They
+/// hold the joiners' Rekey SA, on which the rekey was Message ID 0, and
+/// take ID 1 (the next join flush) as if nothing was missing. Each must
+/// notice the gap in the Message IDs and register again after a random
+/// wait, each its own, and end up with the group's current TEK.
+#[test]
+fn answers_taken_after_a_rekey_notice_the_gap_and_register_again() {
+    let mut cfg = config(LKH4, 100);
+    cfg.teks[0].lifetime_secs = 10_000;
+    let mut sim = Sim::new(cfg, 29);
+    for i in 0..3 {
+        sim.join(&format!("gm{i}@example.com"), receiver()).unwrap();
+    }
+    sim.advance(10_000);
+    // Four answers are built while a join flush is pending...
+    let late: Vec<usize> = (3..7)
+        .map(|i| sim.add(&format!("gm{i}@example.com"), receiver()))
+        .collect();
+    let answers: Vec<_> = late
+        .iter()
+        .map(|&i| sim.registration_response(i, ExchangeType::GSA_AUTH))
+        .collect();
+    // ...then the operator rekeys: the flush moves the group to the
+    // joiners' Rekey SA, whose Message ID 0 carries the new TEK.
+    sim.gcks.rekey(sim.now, &group_id()).unwrap();
+    sim.advance(5_000);
+    let rekeyed = common_tek(&sim, 0..3);
+    // The answers arrive after the last copy.
+    for (&i, answer) in late.iter().zip(&answers) {
+        let m = &mut sim.members[i];
+        m.gm.handle_registration_response(
+            sim.now,
+            ExchangeType::GSA_AUTH,
+            answer,
+            Sim::ike(&m.sk_d),
+        )
+        .unwrap();
+    }
+    sim.pump();
+    let kek = sim.gcks.status(sim.now)[0].rekey_spi.unwrap();
+    for &i in &late {
+        assert_eq!(
+            sim.members[i].listening,
+            [kek],
+            "gm{i} on the current Rekey SA"
+        );
+        assert_ne!(sim.inbound(i), rekeyed, "gm{i} cannot hold the new TEK yet");
+    }
+    // The next message on that Rekey SA: a join flush.
+    let sent = sim.sent.len();
+    sim.join("gm7@example.com", receiver()).unwrap();
+    sim.advance(1_000);
+    assert!(
+        sim.sent[sent..].iter().any(|d| d[..16] == kek.0),
+        "a message on the same SA"
+    );
+    assert!(late.iter().all(|&i| sim.members[i].rekey_errors.is_empty()));
+    // Each asks to register again, within the random wait, not all at once.
+    let mut asked = Vec::new();
+    for step in 0..=50 {
+        for &i in &late {
+            if !sim.members[i].reregister.is_empty() && !asked.iter().any(|(j, _)| *j == i) {
+                asked.push((i, step));
+            }
+        }
+        sim.advance(100);
+    }
+    assert_eq!(
+        asked.len(),
+        late.len(),
+        "every late member noticed: {asked:?}"
+    );
+    assert!(
+        late.iter()
+            .all(|&i| sim.members[i].reregister == [ReregisterReason::LostRekey])
+    );
+    let mut steps: Vec<_> = asked.iter().map(|(_, s)| *s).collect();
+    steps.dedup();
+    assert!(steps.len() > 1, "all asked at once: {asked:?}");
+    // Those who took every message ask nothing.
+    assert!((0..3).all(|i| sim.members[i].reregister.is_empty()));
+
+    for &i in &late {
+        sim.register(i, ExchangeType::GSA_REGISTRATION).unwrap();
+    }
+    sim.advance(10_000);
+    let now_held = common_tek(&sim, 0..8);
+    assert!(
+        rekeyed.iter().all(|t| now_held.contains(t)),
+        "the rekey's TEK"
+    );
     assert!(sim.members.iter().all(|m| m.rekey_errors.is_empty()));
 }
 
@@ -659,7 +755,7 @@ fn operator_kek_rekey_moves_the_group_and_a_miss_is_noticed() {
     assert!(sim.members[2].reregister.is_empty());
     sim.gcks.rekey(sim.now, &group_id()).unwrap();
     sim.pump();
-    sim.advance(1);
+    sim.advance(5_000); // the random wait
     assert_eq!(sim.members[2].reregister, [ReregisterReason::LostRekey]);
     assert!(sim.members[0].reregister.is_empty() && sim.members[1].reregister.is_empty());
     common_tek(&sim, 0..2);

@@ -48,6 +48,9 @@ struct Kek {
     next_message_id: u32,
     /// Reserved for the replacement, announced in GSA_NEXT_SPI.
     next_spi: RekeySpi,
+    /// The first Message ID a restore skipped (`state`), named in the next
+    /// GSA_REKEY so that GMs see no lost message in the gap.
+    skipped_from: Option<u32>,
 }
 
 /// A Data-Security SA.
@@ -303,6 +306,7 @@ impl Group {
             expires: now + Millis::from(r.lifetime_secs) * 1000,
             next_message_id: 0,
             next_spi,
+            skipped_from: None,
         })
     }
 
@@ -723,9 +727,19 @@ impl Group {
             RekeyAuth::Implicit => RekeySigner::Implicit,
             RekeyAuth::Signature(k) => RekeySigner::DigitalSignature(k),
         };
+        let mut with_skip;
+        let payloads = match kek.skipped_from {
+            Some(from) => {
+                with_skip = payloads.to_vec();
+                with_skip.push(Payload::Notify(Notify::skipped_message_ids(from)));
+                &with_skip[..]
+            }
+            None => payloads,
+        };
         let datagram =
             rekey_message::seal(kek.spi, kek.next_message_id, payloads, signer, &kek.sk, rng)
                 .map_err(|e| GcksError::Crypto(e.to_string()))?;
+        kek.skipped_from = None;
         debug!(
             "{}: GSA_REKEY message {} ({} octets)",
             self.cfg.id.data.escape_ascii(),

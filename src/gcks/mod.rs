@@ -287,9 +287,9 @@ impl Gcks {
         if self.group_index(&cfg.id).is_some() {
             return Err(StateError::Group(GcksError::DuplicateGroup.to_string()));
         }
-        let body = persist::open(state)?;
+        let opened = persist::open(state)?;
         let used = self.used_spis();
-        let group = Group::restore_state(now, wall_ms, cfg, body, &used, &mut *self.rng)?;
+        let group = Group::restore_state(now, wall_ms, cfg, opened, &used, &mut *self.rng)?;
         info!(
             "group {} restored: {} member(s), next Message ID {}",
             group.name(),

@@ -101,7 +101,8 @@ pub struct TekInstall {
 /// Why the GM asks to register again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReregisterReason {
-    /// A GSA_REKEY arrived on an SPI announced in GSA_NEXT_SPI: one was lost.
+    /// A GSA_REKEY was lost: one arrived on an SPI announced in
+    /// GSA_NEXT_SPI, or above the next Message ID of its Rekey SA.
     LostRekey,
     /// An SA is about to expire and nothing replaced it.
     Expiring,
@@ -232,6 +233,15 @@ struct Kek {
     next_spis: Vec<RekeySpi>,
     /// Set once replaced: deleted at this time (M027).
     delete_at: Option<Millis>,
+}
+
+impl Kek {
+    /// The Message ID the next GSA_REKEY on this Rekey SA should carry.
+    fn expected_message_id(&self) -> u32 {
+        self.last_message_id.map_or(self.min_message_id, |l| {
+            l.saturating_add(1).max(self.min_message_id)
+        })
+    }
 }
 
 /// A Data-Security SA the GM holds.
@@ -462,7 +472,8 @@ impl Gm {
         let Some(i) = self.keks.iter().position(|k| k.spi == spi) else {
             if self.keks.iter().any(|k| k.next_spis.contains(&spi)) {
                 warn!("GSA_REKEY on announced SPI {spi:?}: a rekey was lost");
-                self.schedule_reregister(now, ReregisterReason::LostRekey, 0);
+                let delay = self.jitter();
+                self.schedule_reregister(now, ReregisterReason::LostRekey, delay);
             }
             return Err(GmError::UnknownRekeySa(spi));
         };
@@ -483,6 +494,7 @@ impl Gm {
             None => RekeyVerifier::Implicit,
         };
         let opened = rekey_message::open(datagram, &self.keks[i].sk, verifier)?;
+        self.check_gap(now, i, message_id, &opened.payloads);
         let (gsa, kd) = match gsa_kd(&opened.payloads) {
             Some((g, k)) => (Some(g), Some(k)),
             None => (None, None),
@@ -597,6 +609,31 @@ impl Gm {
             })
             .collect();
         self.apply(now, update, false)
+    }
+
+    /// §2.4.1.3: each GSA_REKEY on a Rekey SA carries the Message ID one
+    /// above the previous one, so an authentic message above the one
+    /// expected means the GM missed one, and what it carried: register
+    /// again, after a random wait so that the members who missed it do
+    /// not all return at once. The GCKS names IDs it skipped itself (a
+    /// restart, `NotifyType::SKIPPED_MESSAGE_IDS`), which are no gap.
+    fn check_gap(&mut self, now: Millis, kek: usize, message_id: u32, payloads: &[Payload]) {
+        let expected = self.keks[kek].expected_message_id();
+        if message_id <= expected {
+            return;
+        }
+        let spi = self.keks[kek].spi;
+        let skipped_from = payloads.iter().find_map(|p| match p {
+            Payload::Notify(n) => n.skipped_from(),
+            _ => None,
+        });
+        if skipped_from.is_some_and(|from| from <= expected) {
+            debug!("GSA_REKEY {message_id} on {spi:?}: IDs from {expected} skipped by the GCKS");
+            return;
+        }
+        warn!("GSA_REKEY {message_id} on {spi:?}, expected {expected}: a rekey was lost");
+        let delay = self.jitter();
+        self.schedule_reregister(now, ReregisterReason::LostRekey, delay);
     }
 
     fn note_message_id(&mut self, spi: RekeySpi, id: u32) {

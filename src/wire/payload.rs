@@ -96,6 +96,23 @@ impl Notify {
     pub fn is_error(&self) -> bool {
         self.ty.0 < 16384
     }
+
+    /// SKIPPED_MESSAGE_IDS naming the first Message ID skipped.
+    pub fn skipped_message_ids(first: u32) -> Self {
+        Self {
+            data: first.to_be_bytes().to_vec(),
+            ..Self::plain(NotifyType::SKIPPED_MESSAGE_IDS)
+        }
+    }
+
+    /// The first Message ID skipped, if this is a well-formed
+    /// SKIPPED_MESSAGE_IDS (no SPI, four octets of data).
+    pub fn skipped_from(&self) -> Option<u32> {
+        if self.ty != NotifyType::SKIPPED_MESSAGE_IDS || !self.spi.is_empty() {
+            return None;
+        }
+        Some(u32::from_be_bytes(self.data.as_slice().try_into().ok()?))
+    }
 }
 
 impl Codec for Notify {

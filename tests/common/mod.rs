@@ -165,6 +165,12 @@ impl Sim {
 
     /// Adds a GM and runs its GSA_AUTH; returns its index.
     pub fn join(&mut self, identity: &str, role: Role) -> Result<usize, GmError> {
+        let idx = self.add(identity, role);
+        self.register(idx, ExchangeType::GSA_AUTH).map(|_| idx)
+    }
+
+    /// Adds a GM that has not registered yet; returns its index.
+    pub fn add(&mut self, identity: &str, role: Role) -> usize {
         let idx = self.members.len();
         let cfg = MembershipConfig {
             group: group_id(),
@@ -190,7 +196,7 @@ impl Sim {
             rekey_errors: Vec::new(),
             unknown_spi: 0,
         });
-        self.register(idx, ExchangeType::GSA_AUTH).map(|_| idx)
+        idx
     }
 
     /// Runs a registration exchange for member `idx`.

@@ -39,10 +39,16 @@
 //!
 //! - the current Rekey SA's next Message ID moves up by
 //!   [`MESSAGE_ID_RESERVE`]: a reused ID would be dropped as a replay by
-//!   every GM that saw the first one, losing the rekey, while a gap costs
-//!   nothing (GMs accept any greater ID, §2.4.1.4, and later joiners learn
-//!   the value from GSA_INITIAL_MESSAGE_ID). 1024 restarts use up 2^-22
-//!   of the 32-bit space;
+//!   every GM that saw the first one, losing the rekey. A gap is what a GM
+//!   takes for a lost message (§2.4.1.3: IDs go up by one), after which
+//!   it registers again; so the next GSA_REKEY on that Rekey SA names the
+//!   first ID skipped (the saved next ID) in a SKIPPED_MESSAGE_IDS
+//!   notification, and a GM that took every message before it sees no
+//!   gap. The mark is saved until that message is sent: a second restart
+//!   before it keeps the first skipped ID. Later joiners learn the new
+//!   value from GSA_INITIAL_MESSAGE_ID. GMs of other implementations
+//!   ignore the notification (an unknown status type) and may register
+//!   again once. 1024 restarts use up 2^-22 of the 32-bit space;
 //! - the Sender-ID counter moves up by the most Sender-IDs one
 //!   registration gets (`max_sender_ids`), within the configured
 //!   Sender-ID bits. A registration whose state could not be saved is
@@ -53,6 +59,11 @@
 //! Message ID of at least 1024 even if none was sent before; §2.4.1.3's
 //! "first message ... MUST use Message ID of 0" yields to never reusing
 //! one, which is what the rule protects.
+//!
+//! The notification names where the skip began, not how long it is, so
+//! GMs depend on no constant of this GCKS. It cannot hide a real loss
+//! but in one case: messages that went out after a failed save, which a
+//! GM then missed, fall inside the range named as skipped.
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 
@@ -62,7 +73,7 @@ use super::{Group, Kek, Member, RECENT_REKEYS, RekeySummary, Tek};
 use crate::crypto::{Rng, Secret, SkProtection, split_rekey_keymat};
 use crate::gcks::{MemberId, Millis};
 use crate::lkh::{LkhTree, MemberSlot};
-use crate::persist::{Dec, Enc, StateError, corrupt};
+use crate::persist::{Dec, Enc, Opened, StateError, corrupt};
 use crate::policy::{GroupConfig, KeyManagement, RekeyAuth, TekProtocol};
 use crate::wire::{Codec, RekeySpi, SaRef};
 
@@ -198,6 +209,7 @@ impl Group {
                 e.u64(remaining(now, k.expires));
                 e.u32(k.next_message_id);
                 e.raw(&k.next_spi.0);
+                e.opt(k.skipped_from, |e, f| e.u32(f));
             });
         }
         e.count(self.teks.len());
@@ -250,11 +262,11 @@ impl Group {
         now: Millis,
         wall_ms: u64,
         cfg: GroupConfig,
-        body: &[u8],
+        state: Opened<'_>,
         used: &[SaRef],
         rng: &mut dyn Rng,
     ) -> Result<Self, StateError> {
-        let mut d = Dec::new(body);
+        let mut d = Dec::new(state.body);
         let saved_wall = d.u64("save time")?;
         let clock = Clock {
             now,
@@ -282,14 +294,18 @@ impl Group {
 
         let mut g =
             Group::new(now, cfg, used, rng).map_err(|e| StateError::Group(e.to_string()))?;
-        let kek = d.opt("Rekey SA", |d| g.decode_kek(d, &clock))?;
-        let kek_next = d.opt("joiners' Rekey SA", |d| g.decode_kek(d, &clock))?;
+        let v = state.version;
+        let kek = d.opt("Rekey SA", |d| g.decode_kek(d, &clock, v))?;
+        let kek_next = d.opt("joiners' Rekey SA", |d| g.decode_kek(d, &clock, v))?;
         if kek.is_some() != g.cfg.rekey.is_some() {
             return Err(corrupt(
                 "Rekey SA present without a rekey policy or missing",
             ));
         }
         g.kek = kek.map(|mut k| {
+            // Named in the next GSA_REKEY; kept from an earlier restart
+            // that sent nothing since.
+            k.skipped_from.get_or_insert(k.next_message_id);
             k.next_message_id = k.next_message_id.saturating_add(MESSAGE_ID_RESERVE);
             k
         });
@@ -359,7 +375,7 @@ impl Group {
         Ok(g)
     }
 
-    fn decode_kek(&self, d: &mut Dec<'_>, clock: &Clock) -> Result<Kek, StateError> {
+    fn decode_kek(&self, d: &mut Dec<'_>, clock: &Clock, version: u16) -> Result<Kek, StateError> {
         let r = self
             .cfg
             .rekey
@@ -370,6 +386,14 @@ impl Group {
         let expires = clock.expiry(d.u64("Rekey SA expiry")?);
         let next_message_id = d.u32("next Message ID")?;
         let next_spi = RekeySpi(d.array("next Rekey SA SPI")?);
+        let skipped_from = if version >= 2 {
+            d.opt("skipped Message IDs", |d| d.u32("first skipped Message ID"))?
+        } else {
+            None
+        };
+        if skipped_from.is_some_and(|f| f > next_message_id) {
+            return Err(corrupt("skipped Message IDs above the next one"));
+        }
         let (encr, integ, kwa) = (r.encr_alg(), r.integ_alg(), r.kwa_alg());
         let keys = split_rekey_keymat(encr, integ, kwa, &keymat)
             .map_err(|e| corrupt(format!("Rekey SA keys: {e}")))?;
@@ -386,6 +410,7 @@ impl Group {
             expires,
             next_message_id,
             next_spi,
+            skipped_from,
         })
     }
 
