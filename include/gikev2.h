@@ -352,6 +352,16 @@ typedef struct gikev2_gcks_action_t {
 } gikev2_gcks_action_t;
 
 /**
+ * Receives one action from gikev2_gcks_drain(): the record, and the data
+ * gikev2_gcks_poll_action() would write (`data_len` octets, borrowed for
+ * the call), with the `ctx` given to gikev2_gcks_drain().
+ */
+typedef void (*gikev2_gcks_action_cb_t)(void *ctx,
+                                        const struct gikev2_gcks_action_t *action,
+                                        const uint8_t *data,
+                                        size_t data_len);
+
+/**
  * A traffic selector: an address range, an IP protocol and a port range.
  */
 typedef struct gikev2_ts_t {
@@ -488,6 +498,25 @@ const char *gikev2_version(void);
  * than this one and the two version functions); copy it to keep it.
  */
 const char *gikev2_last_error(void);
+
+/**
+ * Hands every queued action to `cb`, one at a time, in the order the GCKS
+ * queued them, and returns when none is left. Whatever threads call it,
+ * actions are acted on in that order: a lock of the drain is held from
+ * taking an action until `cb` returns, so two GSA_REKEY messages of one
+ * Rekey SA are sent in Message ID order (§2.4.1.3). Other calls on the
+ * handle go on meanwhile (a thread that queued actions then waits here
+ * for its turn to send them); `cb` may call them, but not
+ * gikev2_gcks_drain(), and must not unwind. Use this rather than
+ * gikev2_gcks_poll_action() wherever several threads drive the handle.
+ *
+ * # Safety
+ * `gcks` is NULL or a live handle; `cb` NULL or a function that may be
+ * called with `ctx` on this thread.
+ */
+enum gikev2_error_t gikev2_gcks_drain(struct gikev2_gcks_t *gcks,
+                                      gikev2_gcks_action_cb_t cb,
+                                      void *ctx);
 
 /**
  * Creates a GCKS with no groups; randomness comes from OpenSSL's CSPRNG.
@@ -710,7 +739,9 @@ enum gikev2_error_t gikev2_gcks_handle_timeout(struct gikev2_gcks_t *gcks, uint6
  * records) into `data`, setting `*data_len` (0 for actions without data).
  * GIKEV2_ERR_BUFFER_TOO_SMALL: `*data_len` is the size needed, `*action`
  * is untouched and the action stays first in the queue. Poll until NONE
- * after every call that may queue actions.
+ * after every call that may queue actions. Two threads polling may act
+ * on what they took in either order: a host with several threads uses
+ * gikev2_gcks_drain().
  *
  * # Safety
  * `gcks` is NULL or a live handle; `action` NULL or writable; `data_len`

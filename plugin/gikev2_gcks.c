@@ -183,7 +183,7 @@ static member_sa_t *get_sa(private_gikev2_gcks_listener_t *this, u_int id,
  * Send a GSA_REKEY datagram
  */
 static void send_multicast(private_gikev2_gcks_listener_t *this,
-						   gikev2_gcks_action_t *action, chunk_t data)
+						   const gikev2_gcks_action_t *action, chunk_t data)
 {
 	host_t *dst, *src;
 	struct in_addr iface;
@@ -431,58 +431,54 @@ static void close_member(private_gikev2_gcks_listener_t *this, u_int id)
 }
 
 /**
- * Perform the queued actions of the core and re-arm the timer
+ * Perform one action of the core (gikev2_gcks_action_cb_t); the core calls
+ * this for its actions in order, one thread at a time
+ */
+static void act(private_gikev2_gcks_listener_t *this,
+				const gikev2_gcks_action_t *action, const uint8_t *data,
+				size_t len)
+{
+	switch (action->kind)
+	{
+		case GIKEV2_GCKS_ACTION_MULTICAST:
+			send_multicast(this, action, chunk_create((u_char*)data, len));
+			break;
+		case GIKEV2_GCKS_ACTION_CLOSE_IKE_SA:
+			/* the unique ID was given as member ID */
+			if (action->member_id <= UINT_MAX)
+			{
+				close_member(this, (u_int)action->member_id);
+			}
+			break;
+		case GIKEV2_GCKS_ACTION_INBAND_REKEY:
+			if (action->member_id <= UINT_MAX)
+			{
+				inband_rekey((u_int)action->member_id,
+							 chunk_create((u_char*)data, len));
+			}
+			break;
+		default:
+			break;
+	}
+}
+
+/**
+ * Perform the queued actions of the core and re-arm the timer. Any thread
+ * may call this: the core hands out the actions in the order it queued
+ * them and waits for each to be performed, so GSA_REKEY messages of one
+ * Rekey SA leave in Message ID order.
  */
 static void drain(private_gikev2_gcks_listener_t *this)
 {
-	gikev2_gcks_action_t action;
-	gikev2_error_t err;
-	uint8_t buf[65536];
-	size_t len, used = 0;
 	uint64_t deadline;
 	bool has;
 
-	while (TRUE)
+	if (gikev2_gcks_drain(this->gcks, (gikev2_gcks_action_cb_t)act,
+						  this) != GIKEV2_OK)
 	{
-		len = sizeof(buf);
-		err = gikev2_gcks_poll_action(this->gcks, &action, buf, &len);
-		/* wipe only what the core wrote, not 64 KiB per call */
-		used = err == GIKEV2_OK ? max(used, min(len, sizeof(buf)))
-								: sizeof(buf);
-		if (err != GIKEV2_OK)
-		{
-			DBG1(DBG_IKE, "gikev2: polling GCKS actions failed: %s",
-				 gikev2_last_error());
-			break;
-		}
-		if (action.kind == GIKEV2_GCKS_ACTION_NONE)
-		{
-			break;
-		}
-		switch (action.kind)
-		{
-			case GIKEV2_GCKS_ACTION_MULTICAST:
-				send_multicast(this, &action, chunk_create(buf, len));
-				break;
-			case GIKEV2_GCKS_ACTION_CLOSE_IKE_SA:
-				/* the unique ID was given as member ID */
-				if (action.member_id <= UINT_MAX)
-				{
-					close_member(this, (u_int)action.member_id);
-				}
-				break;
-			case GIKEV2_GCKS_ACTION_INBAND_REKEY:
-				if (action.member_id <= UINT_MAX)
-				{
-					inband_rekey((u_int)action.member_id,
-								 chunk_create(buf, len));
-				}
-				break;
-			default:
-				break;
-		}
+		DBG1(DBG_IKE, "gikev2: performing GCKS actions failed: %s",
+			 gikev2_last_error());
 	}
-	memwipe(buf, used);
 	if (gikev2_gcks_poll_timeout(this->gcks, &has, &deadline) == GIKEV2_OK &&
 		has)
 	{

@@ -388,16 +388,16 @@ void gikev2_settings_free(char **keys, char **values, int count)
 /*
  * Described in header
  */
-host_t *gikev2_host_from_endpoint(gikev2_endpoint_t *ep)
+host_t *gikev2_host_from_endpoint(const gikev2_endpoint_t *ep)
 {
 	switch (ep->family)
 	{
 		case GIKEV2_FAMILY_IPV4:
 			return host_create_from_chunk(AF_INET,
-									chunk_create(ep->addr, 4), ep->port);
+									chunk_create((u_char*)ep->addr, 4), ep->port);
 		case GIKEV2_FAMILY_IPV6:
 			return host_create_from_chunk(AF_INET6,
-									chunk_create(ep->addr, 16), ep->port);
+									chunk_create((u_char*)ep->addr, 16), ep->port);
 		default:
 			return NULL;
 	}

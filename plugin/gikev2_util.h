@@ -129,7 +129,7 @@ void gikev2_settings_resolve(char **keys, char **values, int count,
  * @param ep			endpoint
  * @return				host, NULL if family NONE
  */
-host_t *gikev2_host_from_endpoint(gikev2_endpoint_t *ep);
+host_t *gikev2_host_from_endpoint(const gikev2_endpoint_t *ep);
 
 /**
  * Convert a traffic selector of the core to a charon traffic selector.

@@ -1,6 +1,6 @@
 //! The GCKS engine behind an opaque handle.
 
-use core::ffi::c_char;
+use core::ffi::{c_char, c_void};
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -24,6 +24,9 @@ use crate::wire::{GroupId, Notify, Payload};
 /// several threads (calls are serialized by a mutex inside).
 pub struct gikev2_gcks_t {
     state: Mutex<GcksState>,
+    /// Held by gikev2_gcks_drain() from taking an action until its host
+    /// has acted on it, so actions leave in the order they were queued.
+    pump: Mutex<()>,
 }
 
 struct GcksState {
@@ -49,6 +52,17 @@ fn wall_ms() -> u64 {
 }
 
 impl GcksState {
+    /// The next action, once the state that produced it is saved (a safety
+    /// net: the calls that queue actions have saved already).
+    fn take_action(&mut self) -> Option<GcksAction> {
+        let now = self.last_now;
+        let _ = self.save(now);
+        match self.front.take() {
+            Some(a) => Some(a),
+            None => self.engine.poll_action(),
+        }
+    }
+
     /// Saves every changed group that has a state file. A failure is
     /// logged (once per failed save) and returned; the group stays marked
     /// changed, so the next call tries again.
@@ -125,6 +139,89 @@ pub struct gikev2_gcks_action_t {
     pub reserved: [u64; 4],
 }
 
+/// The record and data of `next` as gikev2_gcks_poll_action() hands them
+/// out (kind NONE and no data for `None`).
+fn action_record(next: Option<&GcksAction>) -> (gikev2_gcks_action_t, Cow<'_, [u8]>) {
+    let mut a = gikev2_gcks_action_t {
+        kind: gikev2_gcks_action_kind_t::GIKEV2_GCKS_ACTION_NONE,
+        member_id: 0,
+        dst: gikev2_endpoint_t::NONE,
+        src: gikev2_endpoint_t::NONE,
+        reserved: [0; 4],
+    };
+    let payload: Cow<'_, [u8]> = match next {
+        None => Cow::Borrowed(&[]),
+        Some(GcksAction::Multicast {
+            dst, src, datagram, ..
+        }) => {
+            a.kind = gikev2_gcks_action_kind_t::GIKEV2_GCKS_ACTION_MULTICAST;
+            a.dst = gikev2_endpoint_t::from_socket(Some(*dst));
+            a.src = gikev2_endpoint_t::from_socket(*src);
+            Cow::Borrowed(datagram)
+        }
+        Some(GcksAction::InbandRekey { member, payloads }) => {
+            a.kind = gikev2_gcks_action_kind_t::GIKEV2_GCKS_ACTION_INBAND_REKEY;
+            a.member_id = member.0;
+            Cow::Owned(records_from_payloads(payloads))
+        }
+        Some(GcksAction::CloseIkeSa { member }) => {
+            a.kind = gikev2_gcks_action_kind_t::GIKEV2_GCKS_ACTION_CLOSE_IKE_SA;
+            a.member_id = member.0;
+            Cow::Borrowed(&[])
+        }
+    };
+    (a, payload)
+}
+
+/// Receives one action from gikev2_gcks_drain(): the record, and the data
+/// gikev2_gcks_poll_action() would write (`data_len` octets, borrowed for
+/// the call), with the `ctx` given to gikev2_gcks_drain().
+pub type gikev2_gcks_action_cb_t = Option<
+    unsafe extern "C" fn(
+        ctx: *mut c_void,
+        action: *const gikev2_gcks_action_t,
+        data: *const u8,
+        data_len: usize,
+    ),
+>;
+
+/// Hands every queued action to `cb`, one at a time, in the order the GCKS
+/// queued them, and returns when none is left. Whatever threads call it,
+/// actions are acted on in that order: a lock of the drain is held from
+/// taking an action until `cb` returns, so two GSA_REKEY messages of one
+/// Rekey SA are sent in Message ID order (§2.4.1.3). Other calls on the
+/// handle go on meanwhile (a thread that queued actions then waits here
+/// for its turn to send them); `cb` may call them, but not
+/// gikev2_gcks_drain(), and must not unwind. Use this rather than
+/// gikev2_gcks_poll_action() wherever several threads drive the handle.
+///
+/// # Safety
+/// `gcks` is NULL or a live handle; `cb` NULL or a function that may be
+/// called with `ctx` on this thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gikev2_gcks_drain(
+    gcks: *mut gikev2_gcks_t,
+    cb: gikev2_gcks_action_cb_t,
+    ctx: *mut c_void,
+) -> gikev2_error_t {
+    guard("gikev2_gcks_drain", || {
+        // SAFETY: per the function's contract.
+        let h = unsafe { handle(gcks, "gcks") }?;
+        let cb = cb.ok_or_else(|| fail(GIKEV2_ERR_NULL, "cb is NULL"))?;
+        let _turn = lock(&h.pump)?;
+        loop {
+            let next = lock(&h.state)?.take_action();
+            let Some(next) = next else {
+                return Ok(());
+            };
+            let (a, data) = action_record(Some(&next));
+            // SAFETY: `cb` is callable with `ctx` per the contract; the
+            // record and data outlive the call.
+            unsafe { cb(ctx, &a, data.as_ptr(), data.len()) };
+        }
+    })
+}
+
 /// Creates a GCKS with no groups; randomness comes from OpenSSL's CSPRNG.
 /// On success `*gcks` is a new handle the caller owns.
 ///
@@ -142,6 +239,7 @@ pub unsafe extern "C" fn gikev2_gcks_new(gcks: *mut *mut gikev2_gcks_t) -> gikev
                 state_files: Vec::new(),
                 last_now: 0,
             }),
+            pump: Mutex::new(()),
         });
         // SAFETY: checked non-NULL; writable by the caller's contract.
         unsafe { put(gcks, "gcks", Box::into_raw(h)) }
@@ -679,7 +777,9 @@ pub unsafe extern "C" fn gikev2_gcks_handle_timeout(
 /// records) into `data`, setting `*data_len` (0 for actions without data).
 /// GIKEV2_ERR_BUFFER_TOO_SMALL: `*data_len` is the size needed, `*action`
 /// is untouched and the action stays first in the queue. Poll until NONE
-/// after every call that may queue actions.
+/// after every call that may queue actions. Two threads polling may act
+/// on what they took in either order: a host with several threads uses
+/// gikev2_gcks_drain().
 ///
 /// # Safety
 /// `gcks` is NULL or a live handle; `action` NULL or writable; `data_len`
@@ -698,42 +798,8 @@ pub unsafe extern "C" fn gikev2_gcks_poll_action(
         // SAFETY: per the function's contract.
         let mut out = unsafe { OutBuf::new(data, data_len, "data") }?;
         let mut st = lock(&h.state)?;
-        // Nothing leaves before the state that produced it is saved (a
-        // safety net: the calls that queue actions have saved already).
-        let now = st.last_now;
-        let _ = st.save(now);
-        let next = match st.front.take() {
-            Some(a) => Some(a),
-            None => st.engine.poll_action(),
-        };
-        let mut a = gikev2_gcks_action_t {
-            kind: gikev2_gcks_action_kind_t::GIKEV2_GCKS_ACTION_NONE,
-            member_id: 0,
-            dst: gikev2_endpoint_t::NONE,
-            src: gikev2_endpoint_t::NONE,
-            reserved: [0; 4],
-        };
-        let payload: Cow<'_, [u8]> = match &next {
-            None => Cow::Borrowed(&[]),
-            Some(GcksAction::Multicast {
-                dst, src, datagram, ..
-            }) => {
-                a.kind = gikev2_gcks_action_kind_t::GIKEV2_GCKS_ACTION_MULTICAST;
-                a.dst = gikev2_endpoint_t::from_socket(Some(*dst));
-                a.src = gikev2_endpoint_t::from_socket(*src);
-                Cow::Borrowed(datagram)
-            }
-            Some(GcksAction::InbandRekey { member, payloads }) => {
-                a.kind = gikev2_gcks_action_kind_t::GIKEV2_GCKS_ACTION_INBAND_REKEY;
-                a.member_id = member.0;
-                Cow::Owned(records_from_payloads(payloads))
-            }
-            Some(GcksAction::CloseIkeSa { member }) => {
-                a.kind = gikev2_gcks_action_kind_t::GIKEV2_GCKS_ACTION_CLOSE_IKE_SA;
-                a.member_id = member.0;
-                Cow::Borrowed(&[])
-            }
-        };
+        let next = st.take_action();
+        let (a, payload) = action_record(next.as_ref());
         if !out.fits(payload.len()) {
             let e = out.too_small(payload.len());
             st.front = next;
@@ -837,6 +903,15 @@ mod tests {
     /// Registers `identity` as member `member` of group market-data;
     /// returns the response's payloads.
     fn register(gcks: *mut gikev2_gcks_t, member: u64, identity: &str) -> Vec<Payload> {
+        register_at(gcks, 0, member, identity)
+    }
+
+    fn register_at(
+        gcks: *mut gikev2_gcks_t,
+        now: u64,
+        member: u64,
+        identity: &str,
+    ) -> Vec<Payload> {
         let keys = strings(&["id", "role"]);
         let values = strings(&["market-data", "receiver"]);
         let mut gm = std::ptr::null_mut();
@@ -861,7 +936,7 @@ mod tests {
         let err = unsafe {
             gikev2_gcks_registration(
                 gcks,
-                0,
+                now,
                 member,
                 who.as_ptr(),
                 39,
@@ -1046,6 +1121,141 @@ mod tests {
             )
         };
         assert_eq!(err, GIKEV2_ERR_NULL);
+        // SAFETY: a handle from gikev2_gcks_new().
+        unsafe { gikev2_gcks_destroy(gcks) };
+    }
+    /// Where the drain test's callback sends GSA_REKEY datagrams: a UDP
+    /// socket on loopback, which keeps the order of sends.
+    struct Wire {
+        sock: std::net::UdpSocket,
+        to: std::net::SocketAddr,
+        sent: std::sync::atomic::AtomicUsize,
+    }
+
+    unsafe extern "C" fn send_to_wire(
+        ctx: *mut c_void,
+        action: *const gikev2_gcks_action_t,
+        data: *const u8,
+        len: usize,
+    ) {
+        // SAFETY: `ctx` is the `Wire` the test gave gikev2_gcks_drain();
+        // the record and data are valid for the call.
+        let (wire, action, data) = unsafe {
+            (
+                &*(ctx as *const Wire),
+                &*action,
+                std::slice::from_raw_parts(data, len),
+            )
+        };
+        if action.kind == gikev2_gcks_action_kind_t::GIKEV2_GCKS_ACTION_MULTICAST {
+            // Let another thread run between taking the action and sending
+            // it: where two drains could interleave, they now would.
+            std::thread::yield_now();
+            if wire.sock.send_to(data, wire.to).is_ok() {
+                wire.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Issue 14: four threads drive one GCKS at once (operator rekeys, KEK
+    /// rekeys, joins and their flushes, timers with retransmissions), each
+    /// draining what it queued. On the wire (loopback UDP) the messages of
+    /// every Rekey SA are in Message ID order.
+    #[test]
+    fn drain_sends_each_rekey_sa_in_message_id_order_from_many_threads() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let gcks = new_gcks();
+        let keys = strings(&[
+            "id",
+            "members",
+            "key_management",
+            "rekey.address",
+            "rekey.auth",
+            "tek.feed.destination",
+        ]);
+        let values = strings(&[
+            "market-data",
+            "*@example.com",
+            "lkh",
+            "239.1.1.2:848",
+            "implicit",
+            "239.1.1.1[udp/5000]",
+        ]);
+        let (k, v) = (ptrs(&keys), ptrs(&values));
+        // SAFETY: live handle, arrays of 6 NUL-terminated strings.
+        assert_eq!(
+            unsafe { gikev2_gcks_add_group(gcks, 0, k.as_ptr(), v.as_ptr(), 6) },
+            GIKEV2_OK
+        );
+        register(gcks, 1, "gm1@example.com");
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let wire = Wire {
+            sock: std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
+            to: rx.local_addr().unwrap(),
+            sent: 0.into(),
+        };
+        let clock = AtomicU64::new(1);
+        struct Handle(*mut gikev2_gcks_t);
+        // SAFETY: the handle is made for use from several threads.
+        unsafe impl Sync for Handle {}
+        let h = Handle(gcks);
+        let group = CString::new("market-data").unwrap();
+        let received = std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 65536];
+                // Until the empty datagram that ends the test.
+                while let Ok(n @ 1..) = rx.recv(&mut buf) {
+                    got.push(buf[..n].to_vec());
+                }
+                got
+            });
+            let workers: Vec<_> = (0..4u64)
+                .map(|t| {
+                    let (h, wire, clock, group) = (&h, &wire, &clock, &group);
+                    s.spawn(move || {
+                        for i in 0..40u64 {
+                            let now = clock.fetch_add(300, Ordering::SeqCst);
+                            // SAFETY: live handle, NUL-terminated group.
+                            let err = unsafe {
+                                match (t + i) % 4 {
+                                    0 => gikev2_gcks_rekey(h.0, now, group.as_ptr()),
+                                    1 => gikev2_gcks_rekey_kek(h.0, now, group.as_ptr()),
+                                    2 => gikev2_gcks_handle_timeout(h.0, now),
+                                    _ => {
+                                        let id = 100 + t * 1000 + i;
+                                        register_at(h.0, now, id, &format!("gm{id}@example.com"));
+                                        GIKEV2_OK
+                                    }
+                                }
+                            };
+                            assert_eq!(err, GIKEV2_OK);
+                            let ctx = wire as *const Wire as *mut c_void;
+                            // SAFETY: live handle; the callback takes this `ctx`.
+                            let err = unsafe { gikev2_gcks_drain(h.0, Some(send_to_wire), ctx) };
+                            assert_eq!(err, GIKEV2_OK);
+                        }
+                    })
+                })
+                .collect();
+            for w in workers {
+                w.join().unwrap();
+            }
+            wire.sock.send_to(&[], wire.to).unwrap();
+            reader.join().unwrap()
+        });
+        let sent = wire.sent.load(Ordering::SeqCst);
+        assert!(sent > 100, "{sent} GSA_REKEY sent");
+        assert_eq!(received.len(), sent, "loopback lost datagrams");
+        let mut last: std::collections::HashMap<Vec<u8>, u32> = Default::default();
+        for d in &received {
+            let (spi, id) = crate::rekey_message::peek(d).unwrap();
+            if let Some(prev) = last.insert(spi.0.to_vec(), id) {
+                assert!(id >= prev, "Message ID {id} after {prev} on {spi:?}");
+            }
+        }
         // SAFETY: a handle from gikev2_gcks_new().
         unsafe { gikev2_gcks_destroy(gcks) };
     }
