@@ -262,6 +262,49 @@ fn skipped_message_ids_are_named_and_no_member_registers_again() {
     assert!(sim.members[0].reregister.is_empty());
 }
 
+/// A state file of format 1, written by the build before format 2 (from
+/// `config(LKH4, 100)` with implicit GCAUTH, members gm1 and gm2, next
+/// Message ID 1; tests/data/state-v1-lkh-implicit.bin), is still served
+/// after an upgrade: the members and Message IDs are restored, and the
+/// first rekey names the IDs skipped from the saved next one.
+#[test]
+fn a_format_1_state_is_restored_after_an_upgrade() {
+    let mut cfg = config(LKH4, 100);
+    cfg.rekey.as_mut().unwrap().auth = RekeyAuth::Implicit;
+    let state = include_bytes!("data/state-v1-lkh-implicit.bin");
+    assert_eq!(gikev2::persist::open(state).unwrap().version, 1);
+    let mut sim = Sim::new(cfg.clone(), 5);
+    restart(&mut sim, &cfg, state, 0, 60_000);
+    let st = &sim.gcks.status(sim.now)[0];
+    assert_eq!(st.members.len(), 2);
+    assert_eq!(st.next_message_id, Some(1 + MESSAGE_ID_RESERVE));
+
+    // gm1 comes back (its place in the tree kept: no join flush) and holds
+    // the current Rekey SA; the operator's rekey names the skip.
+    let gm1 = sim.add("gm1@example.com", receiver());
+    sim.register(gm1, ExchangeType::GSA_AUTH).unwrap();
+    let sent = sim.sent.len();
+    sim.gcks.rekey(sim.now, &group_id()).unwrap();
+    sim.pump();
+    let first = &sim.sent[sent];
+    assert_eq!(message_id(first), 1 + MESSAGE_ID_RESERVE);
+    let spi = RekeySpi(first[..16].try_into().unwrap());
+    let keys = sim.members[gm1]
+        .gm
+        .rekey_sa_keys(spi)
+        .expect("gm1 holds it");
+    let sk = SkProtection::new(keys.encr, keys.integ, &keys.gsk_e, &keys.gsk_a).unwrap();
+    let opened = rekey_message::open(first, &sk, RekeyVerifier::Implicit).unwrap();
+    assert!(
+        opened
+            .payloads
+            .iter()
+            .any(|p| matches!(p, Payload::Notify(n) if n.skipped_from() == Some(1)))
+    );
+    assert!(sim.members[gm1].rekey_errors.is_empty());
+    assert!(sim.members[gm1].reregister.is_empty());
+}
+
 /// The inner payloads of a GSA_REKEY but its AUTH and Notify payloads.
 fn inner_without_notify(d: &[u8], sk: &SkProtection, vk: &VerifyingKey) -> Vec<Payload> {
     rekey_message::open(d, sk, RekeyVerifier::DigitalSignature(vk))
