@@ -361,7 +361,7 @@ impl Server {
             self.now,
             &Registration {
                 member: id,
-                identity: &identity,
+                identities: &[&identity],
                 exchange: ExchangeType::GSA_AUTH,
                 payloads: &self.request,
                 ike: ike(&self.sk_d),
@@ -469,7 +469,7 @@ fn bench_registration(s: &mut Server, km: KeyManagement, n: u64, reps: usize) ->
             let (req, _) = through_wire(&gm.registration_payloads());
             let reg = Registration {
                 member: id,
-                identity: &identity,
+                identities: &[&identity],
                 exchange: ExchangeType::GSA_AUTH,
                 payloads: &req,
                 ike: ike(&sk_d),
@@ -502,7 +502,7 @@ fn bench_registration(s: &mut Server, km: KeyManagement, n: u64, reps: usize) ->
                 s.now,
                 &Registration {
                     member: id,
-                    identity: &identity,
+                    identities: &[&identity],
                     exchange: ExchangeType::GSA_REGISTRATION,
                     payloads: &req,
                     ike: ike(&sk_d),
@@ -694,7 +694,7 @@ fn bench_gm(auth_name: &'static str, auth: RekeyAuth, reps: usize) -> GmResult {
                 s.now,
                 &Registration {
                     member: id,
-                    identity: &identity,
+                    identities: &[&identity],
                     exchange: ExchangeType::GSA_AUTH,
                     payloads: &req,
                     ike: ike(&sk_d),

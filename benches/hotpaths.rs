@@ -150,7 +150,7 @@ fn main() {
         let req = through_wire(&gm.registration_payloads());
         let reg = Registration {
             member: id,
-            identity: &identity,
+            identities: &[&identity],
             exchange: ExchangeType::GSA_AUTH,
             payloads: &req,
             ike: ike(&sk_d),

@@ -48,7 +48,7 @@
  * Version of this ABI: bumped on every incompatible change of
  * `include/gikev2.h`. Compare it with `gikev2_abi_version()` at load time.
  */
-#define GIKEV2_ABI_VERSION 1
+#define GIKEV2_ABI_VERSION 2
 
 /**
  * The largest key (encryption key with its salt, or integrity key) this
@@ -600,8 +600,12 @@ enum gikev2_error_t gikev2_gcks_remove_group(struct gikev2_gcks_t *gcks, const c
 
 /**
  * Answers a GSA_AUTH (39) or GSA_REGISTRATION (40) request of member
- * `member_id` (charon's IKE SA unique ID), whose peer charon authenticated
- * as `identity` (printed as charon prints it; invalid UTF-8 is replaced).
+ * `member_id` (charon's IKE SA unique ID). `identities` are the
+ * `identity_count` identities charon authenticated the peer as, printed as
+ * charon prints them (invalid UTF-8 is replaced): one per completed
+ * authentication round, the EAP identity of an EAP round, never a claim.
+ * Call it only once charon has completed every round; with no identity
+ * the member is refused (AUTHORIZATION_FAILED).
  * `request`/`request_len` are the request's payload records (IDg, SAg,
  * notifications; other payloads are carried along unread); `sk_d`, the
  * PRF and the Key Wrap Algorithm (IANA transform IDs) are the IKE SA's.
@@ -624,7 +628,8 @@ enum gikev2_error_t gikev2_gcks_remove_group(struct gikev2_gcks_t *gcks, const c
 enum gikev2_error_t gikev2_gcks_registration(struct gikev2_gcks_t *gcks,
                                              uint64_t now_ms,
                                              uint64_t member_id,
-                                             const char *identity,
+                                             const char *const *identities,
+                                             size_t identity_count,
                                              uint8_t exchange,
                                              const uint8_t *request,
                                              size_t request_len,

@@ -25,6 +25,8 @@
 #include <collections/hashtable.h>
 #include <collections/linked_list.h>
 #include <threading/mutex.h>
+#include <encoding/payloads/eap_payload.h>
+#include <encoding/payloads/notify_payload.h>
 #include <processing/jobs/callback_job.h>
 #include <processing/jobs/initiate_tasks_job.h>
 
@@ -499,26 +501,73 @@ static void timeout(private_gikev2_gcks_listener_t *this)
 }
 
 /**
- * Check if charon authenticated the peer in a GSA_AUTH response
+ * Check if charon completed the peer's authentication: every round, EAP
+ * included, verified and authorized, the IKE_SA established. Only the
+ * GSA_AUTH response that completes it may carry group keys.
  */
-static bool authenticated(message_t *message)
+static bool authenticated(ike_sa_t *ike_sa)
+{
+	return ike_sa->has_condition(ike_sa, COND_AUTHENTICATED) &&
+		   ike_sa->get_state(ike_sa) == IKE_ESTABLISHED;
+}
+
+/**
+ * The identity of the first authentication round the peer completed, or
+ * the one it claims if none
+ */
+static identification_t *first_identity(ike_sa_t *ike_sa)
+{
+	enumerator_t *enumerator;
+	auth_cfg_t *auth;
+	identification_t *id = NULL;
+
+	enumerator = ike_sa->create_auth_cfg_enumerator(ike_sa, FALSE);
+	if (enumerator->enumerate(enumerator, &auth))
+	{
+		id = auth->get(auth, AUTH_RULE_IDENTITY);
+	}
+	enumerator->destroy(enumerator);
+	return id ?: ike_sa->get_other_id(ike_sa);
+}
+
+/**
+ * Why a GSA_AUTH response ends the exchange without authentication, NULL
+ * if it does not (it continues with another round or EAP message)
+ */
+static const char *auth_failure(message_t *message, char *buf, size_t len)
 {
 	enumerator_t *enumerator;
 	payload_t *payload;
-	bool ok = message->get_payload(message, PLV2_AUTH) != NULL;
+	notify_type_t type;
+	const char *why = NULL;
 
 	enumerator = message->create_payload_enumerator(message);
-	while (enumerator->enumerate(enumerator, &payload))
+	while (!why && enumerator->enumerate(enumerator, &payload))
 	{
-		if (payload->get_type(payload) == PLV2_NOTIFY &&
-			((notify_payload_t*)payload)->get_notify_type(
-						(notify_payload_t*)payload) == AUTHENTICATION_FAILED)
+		switch (payload->get_type(payload))
 		{
-			ok = FALSE;
+			case PLV2_NOTIFY:
+				type = ((notify_payload_t*)payload)->get_notify_type(
+												(notify_payload_t*)payload);
+				if (type < 16384)
+				{
+					snprintf(buf, len, "%N", notify_type_names, type);
+					why = buf;
+				}
+				break;
+			case PLV2_EAP:
+				if (((eap_payload_t*)payload)->get_code(
+										(eap_payload_t*)payload) == EAP_FAILURE)
+				{
+					why = "EAP failure";
+				}
+				break;
+			default:
+				break;
 		}
 	}
 	enumerator->destroy(enumerator);
-	return ok;
+	return why;
 }
 
 /**
@@ -533,28 +582,34 @@ static void respond(private_gikev2_gcks_listener_t *this, ike_sa_t *ike_sa,
 	uint16_t prf = 0, kwa = 0, refused;
 	u_int id = ike_sa->get_unique_id(ike_sa);
 	gikev2_error_t err;
-	char identity[BUF_LEN];
-	size_t len;
+	char identity[BUF_LEN] = "", **ids;
+	size_t len, pos = 0;
+	int count, i;
 
 	gikev2_ike_algorithms(ike_sa, &prf, &kwa);
-	snprintf(identity, sizeof(identity), "%Y",
-			 ike_sa->get_other_eap_id(ike_sa));
-
+	/* authorized by what charon authenticated, never by a claim */
+	ids = gikev2_authenticated_identities(ike_sa, &count);
+	for (i = 0; i < count && pos < sizeof(identity); i++)
+	{
+		pos += snprintf(identity + pos, sizeof(identity) - pos, "%s%s",
+						i ? "', '" : "", ids[i]);
+	}
 	len = 4096;
 	response = chunk_alloc(len);
-	err = gikev2_gcks_registration(this->gcks, gikev2_now_ms(), id, identity,
-								   exchange, request.ptr, request.len,
-								   sk_d.ptr, sk_d.len, prf, kwa,
-								   response.ptr, &len);
+	err = gikev2_gcks_registration(this->gcks, gikev2_now_ms(), id,
+								   (const char**)ids, count, exchange,
+								   request.ptr, request.len, sk_d.ptr,
+								   sk_d.len, prf, kwa, response.ptr, &len);
 	if (err == GIKEV2_ERR_BUFFER_TOO_SMALL)
 	{
 		chunk_clear(&response);
 		response = chunk_alloc(len);
 		err = gikev2_gcks_registration(this->gcks, gikev2_now_ms(), id,
-								identity, exchange, request.ptr, request.len,
-								sk_d.ptr, sk_d.len, prf, kwa,
-								response.ptr, &len);
+								(const char**)ids, count, exchange,
+								request.ptr, request.len, sk_d.ptr, sk_d.len,
+								prf, kwa, response.ptr, &len);
 	}
+	gikev2_identities_free(ids, count);
 	if (err == GIKEV2_OK || (err == GIKEV2_ERR_DECODE && len))
 	{
 		response.len = len;
@@ -608,25 +663,41 @@ static void answer(private_gikev2_gcks_listener_t *this, ike_sa_t *ike_sa,
 	member_sa_t *sa;
 	chunk_t request = chunk_empty, sk_d = chunk_empty;
 	u_int id = ike_sa->get_unique_id(ike_sa);
+	const char *failed = NULL;
+	char buf[64];
+	bool done, pending;
 
+	done = authenticated(ike_sa);
+	if (!done)
+	{
+		failed = auth_failure(message, buf, sizeof(buf));
+	}
 	this->mutex->lock(this->mutex);
 	sa = get_sa(this, id, FALSE);
-	if (sa)
-	{
+	pending = sa && sa->request.len;
+	if (pending && (done || failed))
+	{	/* kept across EAP messages and rounds until one of these */
 		request = sa->request;
 		sa->request = chunk_empty;
 		sk_d = chunk_clone(sa->sk_d);
 	}
 	this->mutex->unlock(this->mutex);
 	if (!request.len)
-	{	/* no IDg, not a registration */
+	{	/* no IDg (not a registration), or authentication continues */
+		if (pending)
+		{
+			DBG2(DBG_IKE, "gikev2: GSA_AUTH of IKE_SA %s[%u] not authenticated "
+				 "yet, group keys withheld", ike_sa->get_name(ike_sa), id);
+		}
 		chunk_clear(&sk_d);
 		return;
 	}
-	if (!authenticated(message))
-	{
-		DBG1(DBG_IKE, "gikev2: GSA_AUTH of IKE_SA %s[%u] not authenticated, "
-			 "no group keys", ike_sa->get_name(ike_sa), id);
+	if (failed)
+	{	/* named by the first round it completed, else its claim */
+		DBG1(DBG_IKE, "gikev2: GSA_AUTH of '%Y' (%H) on IKE_SA %s[%u] failed "
+			 "authentication (%s), no group keys, not a member",
+			 first_identity(ike_sa), ike_sa->get_other_host(ike_sa),
+			 ike_sa->get_name(ike_sa), id, failed);
 	}
 	else
 	{

@@ -286,6 +286,56 @@ int gikev2_settings_collect(char *section, char *skip, char ***keys,
 /*
  * Described in header
  */
+char **gikev2_authenticated_identities(ike_sa_t *ike_sa, int *count)
+{
+	enumerator_t *enumerator;
+	auth_cfg_t *auth;
+	identification_t *id;
+	char **ids = NULL, buf[BUF_LEN];
+
+	*count = 0;
+	/* the remote auth_cfgs of completed rounds, added once verified */
+	enumerator = ike_sa->create_auth_cfg_enumerator(ike_sa, FALSE);
+	while (enumerator->enumerate(enumerator, &auth))
+	{
+		id = NULL;
+		if ((uintptr_t)auth->get(auth, AUTH_RULE_AUTH_CLASS) == AUTH_CLASS_EAP)
+		{	/* without an EAP-Identity exchange the method ran for IDi */
+			id = auth->get(auth, AUTH_RULE_EAP_IDENTITY);
+		}
+		if (!id || id->get_type(id) == ID_ANY)
+		{
+			id = auth->get(auth, AUTH_RULE_IDENTITY);
+		}
+		if (!id || id->get_type(id) == ID_ANY)
+		{
+			continue;
+		}
+		snprintf(buf, sizeof(buf), "%Y", id);
+		ids = realloc(ids, sizeof(char*) * (*count + 1));
+		ids[(*count)++] = strdup(buf);
+	}
+	enumerator->destroy(enumerator);
+	return ids;
+}
+
+/*
+ * Described in header
+ */
+void gikev2_identities_free(char **ids, int count)
+{
+	int i;
+
+	for (i = 0; i < count; i++)
+	{
+		free(ids[i]);
+	}
+	free(ids);
+}
+
+/*
+ * Described in header
+ */
 void gikev2_ike_algorithms(ike_sa_t *ike_sa, uint16_t *prf, uint16_t *kwa)
 {
 	proposal_t *proposal = ike_sa->get_proposal(ike_sa);

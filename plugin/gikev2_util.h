@@ -91,6 +91,27 @@ void gikev2_settings_free(char **keys, char **values, int count);
 void gikev2_ike_algorithms(ike_sa_t *ike_sa, uint16_t *prf, uint16_t *kwa);
 
 /**
+ * Get the identities charon authenticated the peer of an IKE_SA as: one per
+ * completed authentication round (RFC 4739), the EAP identity of an EAP
+ * round, printed as charon prints them. Identities the peer merely claimed
+ * (rounds not completed) are not among them.
+ *
+ * @param ike_sa		IKE_SA
+ * @param count			number of identities (out)
+ * @return				allocated array of allocated strings, free with
+ *						gikev2_identities_free()
+ */
+char **gikev2_authenticated_identities(ike_sa_t *ike_sa, int *count);
+
+/**
+ * Free what gikev2_authenticated_identities() returned.
+ *
+ * @param ids			array of strings, or NULL
+ * @param count			number of strings
+ */
+void gikev2_identities_free(char **ids, int count);
+
+/**
  * Find and remove the item of a list whose name (a char* member at
  * name_offset, e.g. offsetof(membership_t, name)) is name.
  *

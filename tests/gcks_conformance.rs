@@ -107,6 +107,17 @@ fn register(
     identity: &str,
     extra: Vec<Payload>,
 ) -> Registered {
+    register_as(gcks, now, member, &[identity], extra)
+}
+
+/// A registration of a peer charon authenticated as `identities`.
+fn register_as(
+    gcks: &mut Gcks,
+    now: u64,
+    member: u64,
+    identities: &[&str],
+    extra: Vec<Payload>,
+) -> Registered {
     let sk_d = Secret::new(vec![member as u8; 32]);
     let mut request = vec![Payload::Idg(group_id())];
     request.extend(extra);
@@ -120,7 +131,7 @@ fn register(
         now,
         &Registration {
             member: MemberId(member),
-            identity,
+            identities,
             exchange: ExchangeType::GSA_AUTH,
             payloads: &request,
             ike,
@@ -478,7 +489,7 @@ fn leaving_sag_and_sender_id_counts() {
         0,
         &Registration {
             member: sim.members[0].id,
-            identity: "gm1@example.com",
+            identities: &["gm1@example.com"],
             exchange: ExchangeType::GSA_REGISTRATION,
             payloads: &leave,
             ike: Sim::ike(&sk_d),
@@ -524,6 +535,57 @@ fn leaving_sag_and_sender_id_counts() {
     }
 }
 
+/// `members` and `senders` are matched against what charon authenticated:
+/// one identity per round (the EAP identity of an EAP round), each a
+/// proof. Nothing authenticated is refused; any allowed identity admits,
+/// and names the member; any excluded identity refuses.
+#[test]
+fn authorization_uses_every_authenticated_identity() {
+    let refused = [Payload::Notify(Notify::plain(
+        NotifyType::AUTHORIZATION_FAILED,
+    ))];
+    let mut gcks = Gcks::new(Box::new(SeededRng::from_u64(10)));
+    gcks.add_group(0, config(LKH2, 8)).unwrap();
+    assert_eq!(register_as(&mut gcks, 0, 1, &[], vec![]).response, refused);
+    // EAP: the EAP identity is what was proven, not IDi.
+    let r = register_as(&mut gcks, 0, 2, &["mallory@attacker.test"], vec![]);
+    assert_eq!(r.response, refused);
+    // Two rounds: a certificate, then EAP as a user the group does not list.
+    let r = register_as(
+        &mut gcks,
+        0,
+        3,
+        &["host3.example.net", "gm3@example.com"],
+        vec![],
+    );
+    assert!(r.response.iter().any(|p| matches!(p, Payload::Gsa(_))));
+    let members = &gcks.status(0)[0].members;
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0].1, "gm3@example.com", "named by the allowed one");
+    // A sender needs an identity `senders` allows, in any round.
+    let ask = || vec![Payload::Notify(Notify::group_sender(None))];
+    let r = register_as(&mut gcks, 0, 4, &["gm4@example.com"], ask());
+    assert_eq!(r.response, refused);
+    let r = register_as(
+        &mut gcks,
+        0,
+        5,
+        &["gm5@example.com", "sender5@example.com"],
+        ask(),
+    );
+    assert!(!kd(&r.response).member_bag().unwrap().sender_ids.is_empty());
+    // Excluded under one identity, refused under all.
+    gcks.exclude(0, &group_id(), MemberId(3)).unwrap();
+    let r = register_as(
+        &mut gcks,
+        0,
+        6,
+        &["gm6@example.com", "gm3@example.com"],
+        vec![],
+    );
+    assert_eq!(r.response, refused);
+}
+
 /// Unknown groups get INVALID_GROUP_ID.
 #[test]
 fn unknown_group_is_invalid() {
@@ -538,7 +600,7 @@ fn unknown_group_is_invalid() {
         0,
         &Registration {
             member: MemberId(1),
-            identity: "gm1@example.com",
+            identities: &["gm1@example.com"],
             exchange: ExchangeType::GSA_AUTH,
             payloads: &req,
             ike: IkeKeys {

@@ -331,7 +331,7 @@ fn exclusions_survive_a_restart() {
         sim.now,
         &Registration {
             member: MemberId(9),
-            identity: "gm2@example.com",
+            identities: &["gm2@example.com"],
             exchange: ExchangeType::GSA_AUTH,
             payloads: &[Payload::Idg(group_id())],
             ike: Sim::ike(&sim.members[1].sk_d),
@@ -450,7 +450,7 @@ fn damaged_bodies_never_panic() {
                 1_000,
                 &Registration {
                     member: MemberId(5),
-                    identity: "gm9@example.com",
+                    identities: &["gm9@example.com"],
                     exchange: ExchangeType::GSA_AUTH,
                     payloads: &[Payload::Idg(group_id())],
                     ike: Sim::ike(&sk_d),

@@ -199,7 +199,7 @@ impl Server {
             self.now,
             &Registration {
                 member: id,
-                identity: &identity,
+                identities: &[&identity],
                 exchange: ExchangeType::GSA_AUTH,
                 payloads: &self.request,
                 ike: ike(&self.sk_d),
@@ -264,7 +264,7 @@ pub fn register_gm(s: &mut Server) -> (MemberId, Gm) {
         s.now,
         &Registration {
             member: id,
-            identity: &identity,
+            identities: &[&identity],
             exchange: ExchangeType::GSA_AUTH,
             payloads: &req,
             ike: ike(&sk_d),

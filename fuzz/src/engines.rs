@@ -499,7 +499,7 @@ pub fn gcks_registration(data: &[u8]) {
                     now,
                     &Registration {
                         member,
-                        identity,
+                        identities: &[identity],
                         exchange,
                         payloads: &payloads,
                         ike: ike_keys,

@@ -233,7 +233,7 @@ impl Scenario {
                 now,
                 &Registration {
                     member: MemberId(m),
-                    identity: &identity,
+                    identities: &[&identity],
                     exchange: ExchangeType::GSA_AUTH,
                     payloads: &[Payload::Idg(group_id())],
                     ike: ike(&sk),
@@ -262,7 +262,7 @@ impl Scenario {
             now,
             &Registration {
                 member: GM_MEMBER,
-                identity: GM_IDENTITY,
+                identities: &[GM_IDENTITY],
                 exchange: ExchangeType::GSA_AUTH,
                 payloads: &request,
                 ike: ike(&sk),

@@ -10,7 +10,7 @@ use super::gikev2_error_t::{self, *};
 use super::records::{payloads_from_records, records_from_payloads};
 use super::{
     IkeInput, OutBuf, bytes, c_str, fail, gikev2_endpoint_t, group_arg, group_name, guard, handle,
-    hex, lock, non_null, put, put_deadline, registration_exchange, settings, utf8,
+    hex, lock, non_null, put, put_deadline, registration_exchange, settings, strings, utf8,
 };
 use crate::config::group_from_settings;
 use crate::crypto::{OsRng, Secret};
@@ -99,7 +99,7 @@ impl GcksState {
 /// A processed registration, kept until the same request asks again.
 struct Stash {
     member: u64,
-    identity: String,
+    identities: Vec<String>,
     exchange: u8,
     request: Vec<u8>,
     sk_d: Secret,
@@ -439,8 +439,12 @@ pub unsafe extern "C" fn gikev2_gcks_remove_group(
 }
 
 /// Answers a GSA_AUTH (39) or GSA_REGISTRATION (40) request of member
-/// `member_id` (charon's IKE SA unique ID), whose peer charon authenticated
-/// as `identity` (printed as charon prints it; invalid UTF-8 is replaced).
+/// `member_id` (charon's IKE SA unique ID). `identities` are the
+/// `identity_count` identities charon authenticated the peer as, printed as
+/// charon prints them (invalid UTF-8 is replaced): one per completed
+/// authentication round, the EAP identity of an EAP round, never a claim.
+/// Call it only once charon has completed every round; with no identity
+/// the member is refused (AUTHORIZATION_FAILED).
 /// `request`/`request_len` are the request's payload records (IDg, SAg,
 /// notifications; other payloads are carried along unread); `sk_d`, the
 /// PRF and the Key Wrap Algorithm (IANA transform IDs) are the IKE SA's.
@@ -464,7 +468,8 @@ pub unsafe extern "C" fn gikev2_gcks_registration(
     gcks: *mut gikev2_gcks_t,
     now_ms: u64,
     member_id: u64,
-    identity: *const c_char,
+    identities: *const *const c_char,
+    identity_count: usize,
     exchange: u8,
     request: *const u8,
     request_len: usize,
@@ -479,7 +484,7 @@ pub unsafe extern "C" fn gikev2_gcks_registration(
         // SAFETY: per the function's contract.
         let h = unsafe { handle(gcks, "gcks") }?;
         // SAFETY: per the function's contract.
-        let identity = unsafe { c_str(identity, "identity") }?.to_string_lossy();
+        let identities = unsafe { strings(identities, identity_count, "identities") }?;
         // SAFETY: per the function's contract.
         let request = unsafe { bytes(request, request_len, "request") }?;
         // SAFETY: per the function's contract.
@@ -491,7 +496,7 @@ pub unsafe extern "C" fn gikev2_gcks_registration(
         let mut st = lock(&h.state)?;
         if let Some(s) = st.stash.take() {
             let same = s.member == member_id
-                && s.identity == identity
+                && s.identities == identities
                 && s.exchange == exchange
                 && s.request == request
                 && s.sk_d == ike.sk_d
@@ -520,7 +525,7 @@ pub unsafe extern "C" fn gikev2_gcks_registration(
             now_ms,
             &Registration {
                 member: MemberId(member_id),
-                identity: &identity,
+                identities: &identities.iter().map(|i| i.as_ref()).collect::<Vec<_>>(),
                 exchange: ex,
                 payloads: &payloads,
                 ike: ike.keys(),
@@ -545,7 +550,7 @@ pub unsafe extern "C" fn gikev2_gcks_registration(
         let e = out.too_small(records.len());
         st.stash = Some(Stash {
             member: member_id,
-            identity: identity.into_owned(),
+            identities: identities.into_iter().map(Cow::into_owned).collect(),
             exchange,
             request: request.to_vec(),
             sk_d: ike.sk_d,
@@ -938,7 +943,8 @@ mod tests {
                 gcks,
                 now,
                 member,
-                who.as_ptr(),
+                [who.as_ptr()].as_ptr(),
+                1,
                 39,
                 req.as_ptr(),
                 req_len,

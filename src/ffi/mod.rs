@@ -38,6 +38,7 @@ mod records;
 
 use core::ffi::c_char;
 use std::any::Any;
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::ffi::{CStr, CString};
 use std::net::{IpAddr, SocketAddr};
@@ -54,7 +55,7 @@ use crate::wire::{AddrRange, DecodeError, GroupId, TrafficSelector};
 
 /// Version of this ABI: bumped on every incompatible change of
 /// `include/gikev2.h`. Compare it with `gikev2_abi_version()` at load time.
-pub const GIKEV2_ABI_VERSION: u32 = 1;
+pub const GIKEV2_ABI_VERSION: u32 = 2;
 
 /// The largest key (encryption key with its salt, or integrity key) this
 /// version hands out: key buffers of this size are always large enough.
@@ -339,6 +340,33 @@ pub(crate) unsafe fn settings<'a>(
             // SAFETY: as above.
             let v = unsafe { utf8(v, &format!("values[{i}] ({k})")) }?;
             Ok((k, v))
+        })
+        .collect()
+}
+
+/// `count` strings from C, as they are (invalid UTF-8 replaced); `what`
+/// names the array in errors.
+///
+/// # Safety
+/// `p` is NULL or an array of `count` pointers, each NULL or a
+/// NUL-terminated string, valid for the call.
+pub(crate) unsafe fn strings<'a>(
+    p: *const *const c_char,
+    count: usize,
+    what: &str,
+) -> FfiResult<Vec<Cow<'a, str>>> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    if p.is_null() {
+        return Err(fail(GIKEV2_ERR_NULL, format!("{what} is NULL")));
+    }
+    (0..count)
+        .map(|i| {
+            // SAFETY: the array holds `count` valid pointers.
+            let s = unsafe { *p.add(i) };
+            // SAFETY: each is NULL or a valid string.
+            Ok(unsafe { c_str(s, &format!("{what}[{i}]")) }?.to_string_lossy())
         })
         .collect()
 }

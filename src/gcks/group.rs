@@ -356,7 +356,7 @@ impl Group {
             match n.ty {
                 // Figure 8: the GM leaves or rejects the policy; M004.
                 NotifyType::NO_PROPOSAL_CHOSEN | NotifyType::REGISTRATION_FAILED => {
-                    info!("{} leaves {} ({})", req.identity, self.name(), n.ty);
+                    info!("{} leaves {} ({})", req.who(), self.name(), n.ty);
                     self.remove_member(now, req.member, used, rng, actions);
                     return Ok(Vec::new());
                 }
@@ -364,15 +364,16 @@ impl Group {
                 _ => {}
             }
         }
-        if !self.cfg.authorization.may_join(req.identity) {
+        let auth = &self.cfg.authorization;
+        let Some(identity) = req.identities.iter().copied().find(|i| auth.may_join(i)) else {
             return Err(NotifyType::AUTHORIZATION_FAILED);
-        }
-        if self.excluded.contains(req.identity) {
-            debug!("{}: refusing excluded {}", self.name(), req.identity);
+        };
+        if let Some(x) = req.identities.iter().find(|i| self.excluded.contains(**i)) {
+            debug!("{}: refusing excluded {x}", self.name());
             return Err(NotifyType::AUTHORIZATION_FAILED);
         }
         let sender = sender_request.is_some();
-        if sender && !self.cfg.authorization.may_send(req.identity) {
+        if sender && !req.identities.iter().any(|i| auth.may_send(i)) {
             return Err(NotifyType::AUTHORIZATION_FAILED);
         }
         // The same identity on a new IKE SA is the same member coming back
@@ -381,13 +382,13 @@ impl Group {
         let previous = if self.members.contains_key(&req.member) {
             Some(req.member)
         } else {
-            self.by_identity.get(req.identity).copied()
+            self.by_identity.get(identity).copied()
         };
         let rejoin = previous.is_some();
         if !rejoin && self.members.len() >= self.cfg.member_limit as usize {
             return Err(NotifyType::REGISTRATION_FAILED);
         }
-        let inband = self.cfg.inband_for(req.identity);
+        let inband = self.cfg.inband_for(identity);
         if let Some(sag) = req.payloads.iter().find_map(|p| match p {
             Payload::Sag(s) => Some(s),
             _ => None,
@@ -467,7 +468,7 @@ impl Group {
             _ => None,
         };
         let member = Member {
-            identity: req.identity.to_owned(),
+            identity: identity.to_owned(),
             inband,
             sender,
             sender_ids,
@@ -482,7 +483,7 @@ impl Group {
             })?;
         info!(
             "{} joined {} as {}{} ({} members)",
-            req.identity,
+            identity,
             self.name(),
             if sender { "sender" } else { "receiver" },
             if inband { ", inband rekey" } else { "" },

@@ -33,12 +33,27 @@ pub struct MemberId(pub u64);
 #[derive(Clone, Copy, Debug)]
 pub struct Registration<'a> {
     pub member: MemberId,
-    /// The peer's authenticated identity as charon prints it.
-    pub identity: &'a str,
+    /// The identities charon authenticated, as it prints them: one per
+    /// authentication round (RFC 4739), the EAP identity of an EAP round,
+    /// never an identity the peer merely claimed. Each is a proof, so the
+    /// group admits the member if any of them is allowed (`members`,
+    /// `senders`) and refuses it if any is excluded; the first allowed one
+    /// names the member. Empty: nothing authenticated, refused.
+    pub identities: &'a [&'a str],
     pub exchange: ExchangeType,
     /// The request's payloads inside SK: IDg, SAg, notifications.
     pub payloads: &'a [Payload],
     pub ike: IkeKeys<'a>,
+}
+
+impl Registration<'_> {
+    /// The identity to name the peer by in a log line.
+    pub fn who(&self) -> &str {
+        self.identities
+            .first()
+            .copied()
+            .unwrap_or("(unauthenticated)")
+    }
 }
 
 /// Something the host must do.
@@ -160,12 +175,12 @@ impl Gcks {
             _ => None,
         });
         let Some(idg) = idg else {
-            warn!("registration from {} without IDg", req.identity);
+            warn!("registration from {} without IDg", req.who());
             return vec![Payload::Notify(Notify::plain(NotifyType::INVALID_SYNTAX))];
         };
         let Some(i) = self.group_index(idg) else {
             // The host logs the refusal (INVALID_GROUP_ID): one line each.
-            debug!("{} asked for unknown group {:?}", req.identity, idg);
+            debug!("{} asked for unknown group {:?}", req.who(), idg);
             return vec![Payload::Notify(Notify::plain(NotifyType::INVALID_GROUP_ID))];
         };
         let used = self.used_spis();
@@ -176,7 +191,7 @@ impl Gcks {
             Err(notify) => {
                 debug!(
                     "registration of {} to {} refused: {}",
-                    req.identity,
+                    req.who(),
                     group.name(),
                     notify
                 );

@@ -524,7 +524,7 @@ static gikev2_error_t register_member(member_t *m, uint8_t exchange, uint16_t *r
 
 	OK(gikev2_gm_registration_payloads(m->gm, req, &req_len));
 	CHECK(req_len > 4 && req[0] == PT_IDG);
-	OK(gikev2_gcks_registration(gcks, now, m->member_id, m->identity, exchange, req, req_len,
+	OK(gikev2_gcks_registration(gcks, now, m->member_id, &m->identity, 1, exchange, req, req_len,
 								m->sk_d, sizeof(m->sk_d), PRF_HMAC_SHA2_256, KW_5649_256,
 								resp, &resp_len));
 	return gikev2_gm_registration_response(m->gm, now, exchange, resp, resp_len, m->sk_d,
@@ -743,7 +743,7 @@ static void bad_input(void)
 	CHECK(len == req_len);
 
 	resp_len = sizeof(resp);
-	EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, m->identity, GSA_AUTH, req,
+	EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, &m->identity, 1, GSA_AUTH, req,
 									req_len - 1, m->sk_d, 32, PRF_HMAC_SHA2_256, KW_5649_256,
 									resp, &resp_len),
 		   GIKEV2_ERR_DECODE);
@@ -751,22 +751,22 @@ static void bad_input(void)
 	CHECK(resp_len == 8 && resp[0] == PT_NOTIFY && resp[2] == 0 && resp[3] == 4);
 	CHECK(resp[6] == 0 && resp[7] == N_INVALID_SYNTAX);
 	resp_len = sizeof(resp);
-	EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, m->identity, GSA_AUTH, NULL,
+	EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, &m->identity, 1, GSA_AUTH, NULL,
 									req_len, m->sk_d, 32, PRF_HMAC_SHA2_256, KW_5649_256,
 									resp, &resp_len),
 		   GIKEV2_ERR_NULL);
-	EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, NULL, GSA_AUTH, req, req_len,
+	EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, NULL, 1, GSA_AUTH, req, req_len,
 									m->sk_d, 32, PRF_HMAC_SHA2_256, KW_5649_256, resp,
 									&resp_len),
 		   GIKEV2_ERR_NULL);
-	EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, m->identity, 35, req, req_len,
+	EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, &m->identity, 1, 35, req, req_len,
 									m->sk_d, 32, PRF_HMAC_SHA2_256, KW_5649_256, resp,
 									&resp_len),
 		   GIKEV2_ERR_INVALID_ARG);
-	EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, m->identity, GSA_AUTH, req,
+	EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, &m->identity, 1, GSA_AUTH, req,
 									req_len, m->sk_d, 32, 99, KW_5649_256, resp, &resp_len),
 		   GIKEV2_ERR_UNSUPPORTED);
-	EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, m->identity, GSA_AUTH, req,
+	EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, &m->identity, 1, GSA_AUTH, req,
 									req_len, m->sk_d, 0, PRF_HMAC_SHA2_256, KW_5649_256,
 									resp, &resp_len),
 		   GIKEV2_ERR_INVALID_ARG);
@@ -852,14 +852,14 @@ int main(int argc, char **argv)
 		size_t req_len = sizeof(req), resp_len = 16, need;
 
 		OK(gikev2_gm_registration_payloads(m->gm, req, &req_len));
-		EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, m->identity, GSA_AUTH, req,
+		EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, &m->identity, 1, GSA_AUTH, req,
 										req_len, m->sk_d, 32, PRF_HMAC_SHA2_256, KW_5649_256,
 										resp, &resp_len),
 			   GIKEV2_ERR_BUFFER_TOO_SMALL);
 		need = resp_len;
 		CHECK(need > 16 && need < sizeof(resp));
 		resp_len = sizeof(resp);
-		OK(gikev2_gcks_registration(gcks, now, m->member_id, m->identity, GSA_AUTH, req,
+		OK(gikev2_gcks_registration(gcks, now, m->member_id, &m->identity, 1, GSA_AUTH, req,
 									req_len, m->sk_d, 32, PRF_HMAC_SHA2_256, KW_5649_256, resp,
 									&resp_len));
 		CHECK(resp_len == need);
@@ -1025,7 +1025,7 @@ int main(int argc, char **argv)
 
 		OK(gikev2_gm_leave_payloads(b1->gm, N_REGISTRATION_FAILED, req, &req_len));
 		CHECK(req[0] == PT_IDG);
-		OK(gikev2_gcks_registration(gcks, now, b1->member_id, b1->identity, GSA_REGISTRATION,
+		OK(gikev2_gcks_registration(gcks, now, b1->member_id, &b1->identity, 1, GSA_REGISTRATION,
 									req, req_len, b1->sk_d, 32, PRF_HMAC_SHA2_256,
 									KW_5649_256, resp, &resp_len));
 		CHECK(resp_len == 0);

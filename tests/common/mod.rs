@@ -218,7 +218,7 @@ impl Sim {
             self.now,
             &Registration {
                 member: m.id,
-                identity: &m.identity,
+                identities: &[&m.identity],
                 exchange,
                 payloads: &request,
                 ike: Self::ike(&m.sk_d),
@@ -235,7 +235,7 @@ impl Sim {
             self.now,
             &Registration {
                 member: MemberId(member),
-                identity,
+                identities: &[identity],
                 exchange: ExchangeType::GSA_AUTH,
                 payloads: &request,
                 ike: Self::ike(&sk_d),
