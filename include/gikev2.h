@@ -717,6 +717,27 @@ enum gikev2_error_t gikev2_gcks_ike_sa_down(struct gikev2_gcks_t *gcks,
                                             uint64_t member_id);
 
 /**
+ * Member `old_id`'s IKE SA was rekeyed into `new_id` (charon's unique
+ * IDs): the member goes on as `new_id`, and its inband rekeys are wrapped
+ * under the new IKE SA's key, derived from `sk_d` (the new IKE SA's SK_d
+ * in force, `sk_d_len` octets) and the PRF and KWA it negotiated. Nothing
+ * happens for an ID that is no member. Errors: GIKEV2_ERR_UNSUPPORTED
+ * (PRF or KWA unknown), GIKEV2_ERR_INVALID_ARG (no SK_d).
+ *
+ * # Safety
+ * `gcks` is NULL or a live handle; `sk_d` NULL or readable for
+ * `sk_d_len` octets.
+ */
+enum gikev2_error_t gikev2_gcks_ike_sa_rekeyed(struct gikev2_gcks_t *gcks,
+                                               uint64_t now_ms,
+                                               uint64_t old_id,
+                                               uint64_t new_id,
+                                               const uint8_t *sk_d,
+                                               size_t sk_d_len,
+                                               uint16_t prf_id,
+                                               uint16_t kwa_id);
+
+/**
  * When gikev2_gcks_handle_timeout() has work next: `*has_deadline` is
  * true and `*deadline_ms` the time (on the now_ms clock, possibly already
  * past) — or `*has_deadline` is false and `*deadline_ms` 0. Ask again

@@ -44,11 +44,6 @@ typedef struct private_gikev2_gcks_listener_t private_gikev2_gcks_listener_t;
 typedef struct {
 
 	/**
-	 * SK_d of the IKE_SA
-	 */
-	chunk_t sk_d;
-
-	/**
 	 * Payload records of a received GSA_AUTH request
 	 */
 	chunk_t request;
@@ -158,7 +153,6 @@ typedef struct {
  */
 static void member_sa_destroy(member_sa_t *sa)
 {
-	chunk_clear(&sa->sk_d);
 	chunk_free(&sa->request);
 	DESTROY_IF(sa->ike_sa_id);
 	free(sa);
@@ -679,7 +673,6 @@ static void answer(private_gikev2_gcks_listener_t *this, ike_sa_t *ike_sa,
 	{	/* kept across EAP messages and rounds until one of these */
 		request = sa->request;
 		sa->request = chunk_empty;
-		sk_d = chunk_clone(sa->sk_d);
 	}
 	this->mutex->unlock(this->mutex);
 	if (!request.len)
@@ -700,7 +693,8 @@ static void answer(private_gikev2_gcks_listener_t *this, ike_sa_t *ike_sa,
 			 ike_sa->get_name(ike_sa), id, failed);
 	}
 	else
-	{
+	{	/* the SK_d in force now: after a PPK replaced it (RFC 8784) */
+		sk_d = gikev2_sk_d(ike_sa);
 		respond(this, ike_sa, GSA_AUTH, "GSA_AUTH", request, sk_d, message);
 	}
 	chunk_free(&request);
@@ -749,16 +743,10 @@ METHOD(task_t, registration_process_r, status_t,
 METHOD(task_t, registration_build_r, status_t,
 	registration_task_t *this, message_t *message)
 {
-	member_sa_t *sa;
-	chunk_t sk_d = chunk_empty;
+	chunk_t sk_d;
 
-	this->gcks->mutex->lock(this->gcks->mutex);
-	sa = get_sa(this->gcks, this->ike_sa->get_unique_id(this->ike_sa), FALSE);
-	if (sa)
-	{
-		sk_d = chunk_clone(sa->sk_d);
-	}
-	this->gcks->mutex->unlock(this->gcks->mutex);
+	/* the SK_d in force now: after a PPK, after the IKE_SA was rekeyed */
+	sk_d = gikev2_sk_d(this->ike_sa);
 	if (!this->request.len || !sk_d.len)
 	{
 		DBG1(DBG_IKE, "gikev2: GSA_REGISTRATION on IKE_SA %s[%u] without "
@@ -860,13 +848,54 @@ METHOD(listener_t, ike_derived_keys, bool,
 	{	/* a GCKS is the responder of registrations */
 		return TRUE;
 	}
+	/* SK_d itself is read when it is used (gikev2_sk_d()): a PPK replaces
+	 * it later without this event */
 	this->mutex->lock(this->mutex);
 	sa = get_sa(this, ike_sa->get_unique_id(ike_sa), TRUE);
-	chunk_clear(&sa->sk_d);
-	sa->sk_d = chunk_clone(sk_d);
 	DESTROY_IF(sa->ike_sa_id);
 	sa->ike_sa_id = ike_sa->get_id(ike_sa)->clone(ike_sa->get_id(ike_sa));
 	this->mutex->unlock(this->mutex);
+	return TRUE;
+}
+
+METHOD(listener_t, ike_rekey, bool,
+	private_gikev2_gcks_listener_t *this, ike_sa_t *old, ike_sa_t *new)
+{
+	member_sa_t *sa;
+	chunk_t sk_d;
+	uint16_t prf = 0, kwa = 0;
+	u_int old_id = old->get_unique_id(old), new_id = new->get_unique_id(new);
+
+	if (old->has_condition(old, COND_ORIGINAL_INITIATOR))
+	{	/* a GCKS is the responder of registrations */
+		return TRUE;
+	}
+	this->mutex->lock(this->mutex);
+	sa = this->sas->remove(this->sas, (void*)(uintptr_t)old_id);
+	if (sa && !this->sas->get(this->sas, (void*)(uintptr_t)new_id))
+	{
+		DESTROY_IF(sa->ike_sa_id);
+		sa->ike_sa_id = new->get_id(new)->clone(new->get_id(new));
+		this->sas->put(this->sas, (void*)(uintptr_t)new_id, sa);
+		sa = NULL;
+	}
+	this->mutex->unlock(this->mutex);
+	if (sa)
+	{
+		member_sa_destroy(sa);
+	}
+	/* inband rekeys go over the new IKE_SA, under its own GSK_w */
+	sk_d = gikev2_sk_d(new);
+	gikev2_ike_algorithms(new, &prf, &kwa);
+	if (gikev2_gcks_ike_sa_rekeyed(this->gcks, gikev2_now_ms(), old_id, new_id,
+								   sk_d.ptr, sk_d.len, prf, kwa) != GIKEV2_OK)
+	{
+		DBG1(DBG_IKE, "gikev2: IKE_SA %s[%u] rekeyed into [%u], its member "
+			 "not moved: %s", old->get_name(old), old_id, new_id,
+			 gikev2_last_error());
+	}
+	chunk_clear(&sk_d);
+	drain(this);
 	return TRUE;
 }
 
@@ -1303,6 +1332,7 @@ gikev2_gcks_listener_t *gikev2_gcks_listener_create(int *count)
 				.message = _message_hook,
 				.ike_derived_keys = _ike_derived_keys,
 				.ike_updown = _ike_updown,
+				.ike_rekey = _ike_rekey,
 				.ike_state_change = _ike_state_change,
 			},
 			.status = _status,

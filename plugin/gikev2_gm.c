@@ -1397,8 +1397,8 @@ METHOD(task_t, inband_process_r, status_t,
 	gikev2_ike_algorithms(this->ike_sa, &prf, &kwa);
 	m->mutex->lock(m->mutex);
 	if (m->ike_id == this->ike_sa->get_unique_id(this->ike_sa))
-	{
-		sk_d = chunk_clone(m->sk_d);
+	{	/* the SK_d in force: after a PPK, after the IKE_SA was rekeyed */
+		sk_d = gikev2_sk_d(this->ike_sa);
 	}
 	m->mutex->unlock(m->mutex);
 	if (!sk_d.len)
@@ -1576,7 +1576,7 @@ METHOD(task_t, registration_process_i, status_t,
 	m->mutex->lock(m->mutex);
 	if (m->ike_id == this->ike_sa->get_unique_id(this->ike_sa))
 	{
-		sk_d = chunk_clone(m->sk_d);
+		sk_d = gikev2_sk_d(this->ike_sa);
 	}
 	m->mutex->unlock(m->mutex);
 	records = gikev2_records_from_message(message, FALSE);
@@ -2065,6 +2065,43 @@ METHOD(listener_t, ike_derived_keys, bool,
 	return TRUE;
 }
 
+METHOD(listener_t, ike_rekey, bool,
+	private_gikev2_gm_listener_t *this, ike_sa_t *old, ike_sa_t *new)
+{
+	enumerator_t *enumerator;
+	membership_t *m;
+	u_int old_id = old->get_unique_id(old), new_id = new->get_unique_id(new);
+	chunk_t sk_d;
+
+	if (!old->has_condition(old, COND_ORIGINAL_INITIATOR))
+	{
+		return TRUE;
+	}
+	/* memberships registered on it go on with the new IKE_SA: inband
+	 * rekeys come over it, under its own GSK_w (RFC 9838 3.1.1) */
+	sk_d = gikev2_sk_d(new);
+	this->lock->read_lock(this->lock);
+	enumerator = this->memberships->create_enumerator(this->memberships);
+	while (enumerator->enumerate(enumerator, &m))
+	{
+		m->mutex->lock(m->mutex);
+		if (m->ike_id == old_id)
+		{
+			m->ike_id = new_id;
+			chunk_clear(&m->sk_d);
+			m->sk_d = chunk_clone(sk_d);
+			DBG1(DBG_IKE, "gikev2: membership '%s' moves to IKE_SA %s[%u], "
+				 "which replaces [%u]", m->name, new->get_name(new), new_id,
+				 old_id);
+		}
+		m->mutex->unlock(m->mutex);
+	}
+	enumerator->destroy(enumerator);
+	this->lock->unlock(this->lock);
+	chunk_clear(&sk_d);
+	return TRUE;
+}
+
 METHOD(listener_t, ike_updown, bool,
 	private_gikev2_gm_listener_t *this, ike_sa_t *ike_sa, bool up)
 {
@@ -2152,7 +2189,8 @@ METHOD(listener_t, ike_updown, bool,
 	}
 	response = m->response;
 	m->response = chunk_empty;
-	sk_d = chunk_clone(m->sk_d);
+	/* the SK_d in force: a PPK replaced it during GSA_AUTH (RFC 8784) */
+	sk_d = gikev2_sk_d(ike_sa);
 	DESTROY_IF(m->local);
 	m->local = ike_sa->get_my_host(ike_sa)->clone(ike_sa->get_my_host(ike_sa));
 	m->mutex->unlock(m->mutex);
@@ -2769,6 +2807,7 @@ gikev2_gm_listener_t *gikev2_gm_listener_create(int *count)
 				.message = _message_hook,
 				.ike_derived_keys = _ike_derived_keys,
 				.ike_updown = _ike_updown,
+				.ike_rekey = _ike_rekey,
 				.ike_state_change = _ike_state_change,
 			},
 			.create_status_enumerator = _create_status_enumerator,

@@ -13,6 +13,7 @@
  */
 
 #include "gikev2_util.h"
+#include <sa/ikev2/keymat_v2.h>
 
 #include <encoding/payloads/opaque_payload.h>
 #include <encoding/payloads/notify_payload.h>
@@ -281,6 +282,27 @@ int gikev2_settings_collect(char *section, char *skip, char ***keys,
 	array_destroy(k);
 	array_destroy(v);
 	return count;
+}
+
+/*
+ * Described in header
+ */
+chunk_t gikev2_sk_d(ike_sa_t *ike_sa)
+{
+	keymat_v2_t *keymat;
+	chunk_t skd = chunk_empty;
+
+	if (ike_sa->get_version(ike_sa) != IKEV2)
+	{
+		return chunk_empty;
+	}
+	keymat = (keymat_v2_t*)ike_sa->get_keymat(ike_sa);
+	if (!keymat)
+	{
+		return chunk_empty;
+	}
+	keymat->get_skd(keymat, &skd);
+	return chunk_clone(skd);
 }
 
 /*

@@ -91,6 +91,17 @@ void gikev2_settings_free(char **keys, char **values, int count);
 void gikev2_ike_algorithms(ike_sa_t *ike_sa, uint16_t *prf, uint16_t *kwa);
 
 /**
+ * Get the SK_d in force on an IKE_SA now: after a PPK replaced it during
+ * IKE_AUTH (RFC 8784), after the IKE_SA was rekeyed. charon raises
+ * ike_derived_keys for neither the PPK nor later, so a copy taken there
+ * would be the classical one.
+ *
+ * @param ike_sa		IKE_SA
+ * @return				allocated copy (chunk_clear() it), empty if none
+ */
+chunk_t gikev2_sk_d(ike_sa_t *ike_sa);
+
+/**
  * Get the identities charon authenticated the peer of an IKE_SA as: one per
  * completed authentication round (RFC 4739), the EAP identity of an EAP
  * round, printed as charon prints them. Identities the peer merely claimed

@@ -889,6 +889,49 @@ fn inband_rekey_replaces_and_deletes_the_old_tek() {
     assert_ne!(after, before);
 }
 
+/// An inband member's IKE SA is rekeyed (new SK_d, new unique ID): its
+/// inband rekeys go to the new IKE SA, wrapped under the new IKE SA's
+/// GSK_w (RFC 9838 §3.1.1), which the GM unwraps with the new SK_d only.
+#[test]
+fn inband_rekey_after_the_ike_sa_is_rekeyed_uses_the_new_sk_d() {
+    let mut cfg = config(KeyManagement::Flat, 8);
+    cfg.rekey = None;
+    cfg.delivery = Delivery::Inband;
+    let mut sim = Sim::new(cfg, 12);
+    sim.join("gm1@example.com", receiver()).unwrap();
+    let old_id = sim.members[0].id;
+    let new_id = MemberId(77);
+    let new_sk_d = Secret::new(vec![0xa7; 32]);
+    sim.gcks
+        .ike_sa_rekeyed(old_id, new_id, Sim::ike(&new_sk_d))
+        .unwrap();
+    let members = &sim.gcks.status(sim.now)[0].members;
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0].0, 77, "the member goes on as the new IKE SA");
+    // An IKE SA that is no member changes nothing.
+    sim.gcks
+        .ike_sa_rekeyed(MemberId(5), MemberId(6), Sim::ike(&new_sk_d))
+        .unwrap();
+    assert_eq!(sim.gcks.status(sim.now)[0].members.len(), 1);
+
+    sim.gcks.rekey(sim.now, &group_id()).unwrap();
+    sim.pump();
+    let (member, payloads) = sim.inband.pop().expect("an inband rekey");
+    assert_eq!(member, new_id);
+    let payloads = common::through_wire(&payloads);
+    let m = &mut sim.members[0];
+    let old_sk_d = m.sk_d.clone();
+    assert!(
+        m.gm.handle_inband_rekey(sim.now, &payloads, Sim::ike(&old_sk_d))
+            .is_err(),
+        "not under the old IKE SA's key"
+    );
+    m.gm.handle_inband_rekey(sim.now, &payloads, Sim::ike(&new_sk_d))
+        .unwrap();
+    sim.pump();
+    assert_eq!(sim.inbound(0).len(), 2, "old and new during DTD");
+}
+
 /// An inband member whose IKE SA goes down has lost its only channel and
 /// registers again within seconds; a multicast member needs no IKE SA.
 #[test]

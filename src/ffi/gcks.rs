@@ -733,6 +733,42 @@ pub unsafe extern "C" fn gikev2_gcks_ike_sa_down(
     })
 }
 
+/// Member `old_id`'s IKE SA was rekeyed into `new_id` (charon's unique
+/// IDs): the member goes on as `new_id`, and its inband rekeys are wrapped
+/// under the new IKE SA's key, derived from `sk_d` (the new IKE SA's SK_d
+/// in force, `sk_d_len` octets) and the PRF and KWA it negotiated. Nothing
+/// happens for an ID that is no member. Errors: GIKEV2_ERR_UNSUPPORTED
+/// (PRF or KWA unknown), GIKEV2_ERR_INVALID_ARG (no SK_d).
+///
+/// # Safety
+/// `gcks` is NULL or a live handle; `sk_d` NULL or readable for
+/// `sk_d_len` octets.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gikev2_gcks_ike_sa_rekeyed(
+    gcks: *mut gikev2_gcks_t,
+    now_ms: u64,
+    old_id: u64,
+    new_id: u64,
+    sk_d: *const u8,
+    sk_d_len: usize,
+    prf_id: u16,
+    kwa_id: u16,
+) -> gikev2_error_t {
+    guard("gikev2_gcks_ike_sa_rekeyed", || {
+        // SAFETY: per the function's contract.
+        let h = unsafe { handle(gcks, "gcks") }?;
+        // SAFETY: per the function's contract.
+        let sk_d = unsafe { bytes(sk_d, sk_d_len, "sk_d") }?;
+        let ike = IkeInput::new(sk_d, prf_id, kwa_id)?;
+        let mut st = lock(&h.state)?;
+        let r = st
+            .engine
+            .ike_sa_rekeyed(MemberId(old_id), MemberId(new_id), ike.keys());
+        let _ = st.save(now_ms);
+        r.map_err(gcks_error)
+    })
+}
+
 /// When gikev2_gcks_handle_timeout() has work next: `*has_deadline` is
 /// true and `*deadline_ms` the time (on the now_ms clock, possibly already
 /// past) — or `*has_deadline` is false and `*deadline_ms` 0. Ask again

@@ -1135,6 +1135,25 @@ impl Group {
         Ok(())
     }
 
+    /// Moves member `old` to the rekeyed IKE SA `new`, with its GSK_w for
+    /// inband rekeys. Whether `old` was a member.
+    pub(super) fn member_rekeyed(
+        &mut self,
+        old: MemberId,
+        new: MemberId,
+        (gsk_w, kwa): (&Secret, KeyWrapAlg),
+    ) -> bool {
+        let Some(mut m) = self.take_member(old) else {
+            return false;
+        };
+        if m.inband {
+            m.ike_kwk = Some((gsk_w.clone(), kwa));
+        }
+        debug!("{}: {} moves to IKE SA {}", self.name(), m.identity, new.0);
+        self.add_member(new, m);
+        true
+    }
+
     pub(super) fn ike_sa_down(
         &mut self,
         now: Millis,

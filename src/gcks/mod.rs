@@ -254,6 +254,25 @@ impl Gcks {
         }
     }
 
+    /// A member's IKE SA was rekeyed (RFC 7296 §2.18): the member goes on
+    /// as `new`, and inband rekeys wrap under the new IKE SA's GSK_w
+    /// (§3.1.1: every IKE SA has its own), derived from `ike`, the SK_d in
+    /// force on it. Nothing happens for an ID that is no member.
+    pub fn ike_sa_rekeyed(
+        &mut self,
+        old: MemberId,
+        new: MemberId,
+        ike: IkeKeys<'_>,
+    ) -> Result<(), GcksError> {
+        let gsk_w = ike.default_kwk()?;
+        for g in &mut self.groups {
+            if g.member_rekeyed(old, new, (&gsk_w, ike.kwa)) {
+                self.dirty.insert(g.id().clone());
+            }
+        }
+        Ok(())
+    }
+
     /// The earliest time `handle_timeout` has work to do.
     pub fn poll_timeout(&self) -> Option<Millis> {
         self.groups.iter().filter_map(Group::next_deadline).min()
