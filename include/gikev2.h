@@ -170,7 +170,8 @@ typedef enum gikev2_gcks_action_kind_t {
     GIKEV2_GCKS_ACTION_NONE = 0,
     /**
      * Send the GSA_REKEY datagram in the data buffer (a whole IKE message,
-     * without port 4500's zero octets) from `src` (if given) to `dst`.
+     * with the non-ESP marker when `dst` is port 4500) from `src` (if given)
+     * to `dst`.
      */
     GIKEV2_GCKS_ACTION_MULTICAST = 1,
     /**
@@ -867,7 +868,8 @@ enum gikev2_error_t gikev2_gm_registration_response(struct gikev2_gm_t *gm,
 
 /**
  * Takes a GSA_REKEY datagram received for one of the Rekey SAs this GM
- * listens on (the whole IKE message, without port 4500's zero octets).
+ * listens on, as it arrived (on port 4500 the non-ESP marker comes first
+ * and is dropped by the core).
  * GIKEV2_ERR_REPLAY also for retransmitted copies after the first (not a
  * fault); GIKEV2_ERR_UNKNOWN_SA for a Rekey SA not held; GIKEV2_ERR_CRYPTO
  * when protection, signature or keys fail — including a member excluded

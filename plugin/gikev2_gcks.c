@@ -581,6 +581,16 @@ static void respond(private_gikev2_gcks_listener_t *this, ike_sa_t *ike_sa,
 	int count, i;
 
 	gikev2_ike_algorithms(ike_sa, &prf, &kwa);
+	if (!kwa)
+	{	/* RFC 9838 4.5.4 names no notify for this: NO_PROPOSAL_CHOSEN tells
+		 * the GM to offer a KWA in IKE_SA_INIT */
+		DBG1(DBG_IKE, "gikev2: refusing %s of '%Y' on IKE_SA %s[%u] with %N: "
+			 "IKE_SA_INIT negotiated no Key Wrap Algorithm", name,
+			 ike_sa->get_other_eap_id(ike_sa), ike_sa->get_name(ike_sa), id,
+			 notify_type_names, NO_PROPOSAL_CHOSEN);
+		message->add_notify(message, FALSE, NO_PROPOSAL_CHOSEN, chunk_empty);
+		return;
+	}
 	/* authorized by what charon authenticated, never by a claim */
 	ids = gikev2_authenticated_identities(ike_sa, &count);
 	for (i = 0; i < count && pos < sizeof(identity); i++)

@@ -380,6 +380,8 @@ pub const KWK_LABEL: &[u8; 20] = b"Key Wrap for G-IKEv2";
 pub const PORT_IKE: u16 = 500;
 /// NAT-T port; messages on it carry four zero octets first.
 pub const PORT_IKE_NATT: u16 = 4500;
+/// The four zero octets before an IKE message on port 4500 (RFC 3948 §2.2).
+pub const NON_ESP_MARKER: [u8; 4] = [0; 4];
 /// GDOI port.
 pub const PORT_GDOI: u16 = 848;
 /// IP protocol number of UDP, for Rekey SA traffic selectors.

@@ -16,7 +16,7 @@ use gikev2::iana::{
     EncrId, ExchangeType, GcauthId, IntegId, KwaId, NotifyType, SnId, TransformType,
 };
 use gikev2::ike_sa::IkeKeys;
-use gikev2::policy::{KeyManagement, RekeyAuth};
+use gikev2::policy::{Delivery, IdentityPattern, KeyManagement, RekeyAuth};
 use gikev2::rekey_message::{self, RekeyVerifier};
 use gikev2::wire::{Delete, GroupId, Gsa, GsaPolicy, Kd, Notify, Payload, RekeySpi, SaRef};
 
@@ -270,7 +270,7 @@ fn rekey_messages_number_from_zero_and_retransmit_identically() {
         0,
         1,
         "sender1@example.com",
-        vec![Payload::Notify(Notify::group_sender(None))],
+        vec![Payload::Notify(Notify::group_sender(1))],
     );
     let kek = gsa(&r.response).kek().unwrap().clone();
     let old_tek = gsa(&r.response).teks().next().unwrap().sa;
@@ -523,7 +523,7 @@ fn leaving_sag_and_sender_id_counts() {
             0,
             20 + ask as u64,
             &format!("sender{ask}@example.com"),
-            vec![Payload::Notify(Notify::group_sender(Some(ask)))],
+            vec![Payload::Notify(Notify::group_sender(ask))],
         );
         let ids = &kd(&r.response).member_bag().unwrap().sender_ids;
         assert_eq!(ids.len(), want);
@@ -563,7 +563,7 @@ fn authorization_uses_every_authenticated_identity() {
     assert_eq!(members.len(), 1);
     assert_eq!(members[0].1, "gm3@example.com", "named by the allowed one");
     // A sender needs an identity `senders` allows, in any round.
-    let ask = || vec![Payload::Notify(Notify::group_sender(None))];
+    let ask = || vec![Payload::Notify(Notify::group_sender(1))];
     let r = register_as(&mut gcks, 0, 4, &["gm4@example.com"], ask());
     assert_eq!(r.response, refused);
     let r = register_as(
@@ -584,6 +584,40 @@ fn authorization_uses_every_authenticated_identity() {
         vec![],
     );
     assert_eq!(r.response, refused);
+}
+
+/// M065, the GCKS side: a member rekeyed inband gets no GSA_NEXT_SPI (nor
+/// GSA_INITIAL_MESSAGE_ID, §4.4.2.2.2), neither in its registration
+/// response nor in its GSA_INBAND_REKEY; multicast members of a mixed
+/// group get them in both.
+#[test]
+fn inband_members_get_no_next_spi() {
+    let mut cfg = config(LKH2, 8);
+    cfg.delivery = Delivery::Mixed {
+        inband: vec![IdentityPattern("inband*@example.com".into())],
+    };
+    let mut gcks = Gcks::new(Box::new(SeededRng::from_u64(11)));
+    gcks.add_group(0, cfg).unwrap();
+    let next_spi_in = |p: &[Payload]| {
+        gsa(p)
+            .sa_policies()
+            .any(|p| p.next_spis().next().is_some() || p.initial_message_id().is_some())
+    };
+    let inband = register(&mut gcks, 0, 1, "inband1@example.com", vec![]);
+    assert!(gsa(&inband.response).sa_policies().count() > 0);
+    assert!(!next_spi_in(&inband.response), "registration, inband");
+    let multicast = register(&mut gcks, 0, 2, "gm2@example.com", vec![]);
+    assert!(next_spi_in(&multicast.response), "registration, multicast");
+    gcks.rekey(0, &group_id()).unwrap();
+    let mut inband_rekeys = 0;
+    while let Some(a) = gcks.poll_action() {
+        if let GcksAction::InbandRekey { member, payloads } = a {
+            assert_eq!(member, MemberId(1));
+            assert!(!next_spi_in(&payloads), "GSA_INBAND_REKEY");
+            inband_rekeys += 1;
+        }
+    }
+    assert_eq!(inband_rekeys, 1);
 }
 
 /// Unknown groups get INVALID_GROUP_ID.

@@ -5,14 +5,19 @@
 mod common;
 
 use common::{Sim, config, group_id, receiver, sender};
-use gikev2::crypto::{CryptoError, EncrAlg, IntegAlg, KeyWrapAlg, Secret, SeededRng};
+use gikev2::crypto::{
+    CryptoError, EncrAlg, IntegAlg, KeyWrapAlg, Secret, SeededRng, SkProtection, rekey_keymat_len,
+};
 use gikev2::gcks::{Gcks, MemberId};
 use gikev2::gm::{Gm, GmAction, GmError, MembershipConfig, ReregisterReason, Role, SaDirection};
-use gikev2::iana::{EncrId, ExchangeType, IntegId, NotifyType, SnId};
+use gikev2::iana::{EncrId, ExchangeType, IntegId, KwaId, NotifyType, SnId};
+use gikev2::policy::RekeyAuth;
 use gikev2::policy::{Delivery, KeyManagement};
 use gikev2::rekey_message::RekeyError;
+use gikev2::rekey_message::{self, RekeySigner};
 use gikev2::wire::{
-    GroupKeyBag, GroupPolicy, Gsa, GsaPolicy, Kd, KeyBag, Payload, SaRef, Transform, WrappedKey,
+    GroupKeyBag, GroupPolicy, Gsa, GsaAttr, GsaPolicy, Kd, KeyBag, Payload, RekeySpi, SaRef,
+    TrafficSelector, Transform, WrappedKey,
 };
 
 const LKH4: KeyManagement = KeyManagement::Lkh { degree: 4 };
@@ -539,9 +544,146 @@ fn sender_without_sender_id_does_not_install_counter_mode_tek() {
     sim.pump();
     sim.advance(1);
     let m = &sim.members[idx];
-    assert!(m.kernel.contains_key(&(sa, SaDirection::Inbound)));
+    // M025: none of it, in either direction; M026: it registers again.
+    assert!(!m.kernel.contains_key(&(sa, SaDirection::Inbound)));
     assert!(!m.kernel.contains_key(&(sa, SaDirection::Outbound)));
     assert!(m.reregister.contains(&ReregisterReason::NoSenderId));
+}
+
+/// A GSA_REKEY's keys are unwrapped with the KWA of the Rekey SA it came
+/// on. Here a message on Rekey SA A (KW-AES-256) announces Rekey SA B,
+/// whose policy names KW-AES-128; a later message on A still wraps under
+/// A's GSK_w with A's KWA, and the GM must take it (the GCKS of this test
+/// is played by hand, with the group's signing key).
+#[test]
+fn rekey_keys_are_unwrapped_with_the_receiving_rekey_sa_kwa() {
+    let cfg = config(KeyManagement::Flat, 8);
+    let RekeyAuth::Signature(signer) = cfg.rekey.as_ref().unwrap().auth.clone() else {
+        panic!("the common group signs its rekeys");
+    };
+    let mut sim = Sim::new(cfg.clone(), 31);
+    let idx = sim.join("gm1@example.com", receiver()).unwrap();
+    let a = sim.gcks.status(sim.now)[0].rekey_spi.unwrap();
+    let keys = sim.members[idx].gm.rekey_sa_keys(a).unwrap();
+    assert_eq!(keys.kwa, KeyWrapAlg::Kw5649_256);
+    let sk = SkProtection::new(keys.encr, keys.integ, &keys.gsk_e, &keys.gsk_a).unwrap();
+    let wrap_a = |keymat: &Secret| WrappedKey {
+        key_id: 0,
+        kwk_id: 0,
+        encrypted: keys.kwa.wrap(keys.gsk_w.expose(), keymat.expose()).unwrap(),
+    };
+    let seal = |id: u32, payloads: &[Payload]| {
+        rekey_message::seal(
+            a,
+            id,
+            payloads,
+            RekeySigner::DigitalSignature(&signer),
+            &sk,
+            &mut SeededRng::from_u64(u64::from(id) + 1),
+        )
+        .unwrap()
+    };
+    let r = cfg.rekey.as_ref().unwrap();
+
+    // Message 0 on A: Rekey SA B, whose policy names KW-AES-128.
+    let b = RekeySpi([0x5b; 16]);
+    let b_keymat = Secret::new(vec![
+        0x42;
+        rekey_keymat_len(
+            r.encr_alg(),
+            r.integ_alg(),
+            KeyWrapAlg::Kw5649_128
+        )
+        .unwrap()
+    ]);
+    let kek_b = GsaPolicy {
+        sa: SaRef::Rekey(b),
+        src: TrafficSelector::host(r.src.unwrap().ip(), 17, 848),
+        dst: TrafficSelector::host(r.dst.ip(), 17, r.dst.port()),
+        transforms: vec![
+            Transform::encr(r.encr.0, r.encr.1),
+            Transform::kwa(KwaId::KW_5649_128),
+        ],
+        attrs: vec![GsaAttr::KeyLifetime(3600)],
+    };
+    let first = seal(
+        0,
+        &[
+            Payload::Gsa(Gsa {
+                policies: vec![GroupPolicy::Sa(kek_b)],
+            }),
+            Payload::Kd(Kd {
+                bags: vec![KeyBag::Group(GroupKeyBag {
+                    sa: SaRef::Rekey(b),
+                    sa_keys: vec![wrap_a(&b_keymat)],
+                    other: vec![],
+                })],
+            }),
+        ],
+    );
+    let m = &mut sim.members[idx];
+    m.gm.handle_rekey(sim.now, &first).unwrap();
+    assert!(m.gm.rekey_sa_keys(b).is_some(), "B installed");
+
+    // Message 1 on A: a new TEK, under A's GSK_w and A's KWA.
+    let tek = &cfg.teks[0];
+    let tek_sa = SaRef::Esp(0x0c0f_fee0);
+    let tek_keymat = Secret::new(vec![0x17; tek.keymat_len()]);
+    let second = seal(
+        1,
+        &[
+            Payload::Gsa(Gsa {
+                policies: vec![GroupPolicy::Sa(GsaPolicy {
+                    sa: tek_sa,
+                    src: tek.src,
+                    dst: tek.dst,
+                    transforms: tek.transforms(),
+                    attrs: vec![GsaAttr::KeyLifetime(3600)],
+                })],
+            }),
+            Payload::Kd(Kd {
+                bags: vec![KeyBag::Group(GroupKeyBag {
+                    sa: tek_sa,
+                    sa_keys: vec![wrap_a(&tek_keymat)],
+                    other: vec![],
+                })],
+            }),
+        ],
+    );
+    m.gm.handle_rekey(sim.now, &second).unwrap();
+    sim.pump();
+    let installed = &sim.members[idx].kernel[&(tek_sa, SaDirection::Inbound)];
+    assert_eq!(
+        [installed.encr_key.expose(), installed.integ_key.expose()].concat(),
+        tek_keymat.expose()
+    );
+}
+
+/// §2.4.1.1: a Rekey SA on port 4500 carries the non-ESP marker (four zero
+/// octets) before each GSA_REKEY, outside the signed part; members drop it
+/// and follow the rekey. No Rekey SA SPI starts with four zero octets.
+#[test]
+fn gsa_rekey_on_port_4500_carries_the_non_esp_marker() {
+    let mut cfg = config(LKH4, 8);
+    cfg.rekey.as_mut().unwrap().dst = "239.1.1.2:4500".parse().unwrap();
+    let mut sim = Sim::new(cfg, 33);
+    for i in 0..3 {
+        sim.join(&format!("gm{i}@example.com"), receiver()).unwrap();
+    }
+    sim.advance(5_000);
+    let before = common_tek(&sim, 0..3);
+    let sent = sim.sent.len();
+    sim.gcks.rekey(sim.now, &group_id()).unwrap();
+    sim.advance(5_000);
+    assert!(sim.sent.len() > sent);
+    for d in &sim.sent {
+        assert_eq!(d[..4], [0, 0, 0, 0], "the marker");
+        assert_ne!(d[4..8], [0, 0, 0, 0], "an SPI never starts like the marker");
+        gikev2::rekey_message::peek(&d[4..]).unwrap();
+    }
+    let after = common_tek(&sim, 0..3);
+    assert_ne!(after, before, "every member took the rekey");
+    assert!(sim.members.iter().all(|m| m.rekey_errors.is_empty()));
 }
 
 #[test]

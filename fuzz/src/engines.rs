@@ -548,7 +548,7 @@ fn structured_request(inp: &mut Input<'_>) -> Vec<Payload> {
         out.push(Payload::Sag(sag));
     }
     if shape & 4 != 0 {
-        let count = (shape & 8 != 0).then(|| inp.u32());
+        let count = if shape & 8 != 0 { inp.u32() } else { 1 };
         out.push(Payload::Notify(Notify::group_sender(count)));
     }
     if shape & 0x10 != 0 {

@@ -115,7 +115,8 @@ pub enum gikev2_gcks_action_kind_t {
     /// Nothing to do.
     GIKEV2_GCKS_ACTION_NONE = 0,
     /// Send the GSA_REKEY datagram in the data buffer (a whole IKE message,
-    /// without port 4500's zero octets) from `src` (if given) to `dst`.
+    /// with the non-ESP marker when `dst` is port 4500) from `src` (if given)
+    /// to `dst`.
     GIKEV2_GCKS_ACTION_MULTICAST = 1,
     /// Run a GSA_INBAND_REKEY exchange on member `member_id`'s IKE SA with
     /// the payload records in the data buffer (inside SK).

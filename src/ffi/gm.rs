@@ -331,7 +331,8 @@ pub unsafe extern "C" fn gikev2_gm_registration_response(
 }
 
 /// Takes a GSA_REKEY datagram received for one of the Rekey SAs this GM
-/// listens on (the whole IKE message, without port 4500's zero octets).
+/// listens on, as it arrived (on port 4500 the non-ESP marker comes first
+/// and is dropped by the core).
 /// GIKEV2_ERR_REPLAY also for retransmitted copies after the first (not a
 /// fault); GIKEV2_ERR_UNKNOWN_SA for a Rekey SA not held; GIKEV2_ERR_CRYPTO
 /// when protection, signature or keys fail — including a member excluded

@@ -93,7 +93,7 @@ mod tests {
                 id_type: IdType::ID_KEY_ID,
                 data: b"grp".to_vec(),
             }),
-            Payload::Notify(Notify::group_sender(Some(2))),
+            Payload::Notify(Notify::group_sender(2)),
             Payload::Opaque {
                 ty: PayloadType(200),
                 critical: false,

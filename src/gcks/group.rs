@@ -11,7 +11,7 @@ mod state;
 use super::sag::{self, Offer};
 use super::{GcksAction, GcksError, MemberId, Millis, Registration};
 use crate::crypto::{KeyWrapAlg, Rng, Secret, SkProtection, rekey_keymat_len, split_rekey_keymat};
-use crate::iana::{IPPROTO_UDP, NotifyType, ProtocolId};
+use crate::iana::{IPPROTO_UDP, NON_ESP_MARKER, NotifyType, PORT_IKE_NATT, ProtocolId};
 use crate::lkh::{LkhTree, MemberSlot};
 use crate::policy::{GroupConfig, KeyManagement, Mode, RekeyAuth, TekProtocol};
 use crate::rekey_message::{self, RekeySigner};
@@ -155,7 +155,9 @@ fn new_rekey_spi(rng: &mut dyn Rng, used: &[SaRef]) -> Result<RekeySpi, GcksErro
         let mut b = [0; 16];
         rng.fill(&mut b)?;
         let spi = RekeySpi(b);
-        if b != [0; 16] && spi_free(SaRef::Rekey(spi), used) {
+        // Never four zero octets first: on port 4500 those mark a non-ESP
+        // message (§2.4.1.1), and the GM tells them apart by that.
+        if b[..4] != [0; 4] && spi_free(SaRef::Rekey(spi), used) {
             return Ok(spi);
         }
     }
@@ -360,7 +362,7 @@ impl Group {
                     self.remove_member(now, req.member, used, rng, actions);
                     return Ok(Vec::new());
                 }
-                NotifyType::GROUP_SENDER => sender_request = Some(n.sender_id_count()),
+                NotifyType::GROUP_SENDER => sender_request = n.sender_id_count(),
                 _ => {}
             }
         }
@@ -420,7 +422,6 @@ impl Group {
         let mut sender_ids = Vec::new();
         if sender && counter {
             let want = sender_request
-                .flatten()
                 .unwrap_or(1)
                 .clamp(1, self.cfg.max_sender_ids);
             let bits = self.cfg.group_wide.sender_id_bits.unwrap_or(32);
@@ -737,9 +738,13 @@ impl Group {
             }
             None => payloads,
         };
-        let datagram =
+        let mut datagram =
             rekey_message::seal(kek.spi, kek.next_message_id, payloads, signer, &kek.sk, rng)
                 .map_err(|e| GcksError::Crypto(e.to_string()))?;
+        if r.dst.port() == PORT_IKE_NATT {
+            // §2.4.1.1: the non-ESP marker, outside what is signed.
+            datagram.splice(0..0, NON_ESP_MARKER);
+        }
         kek.skipped_from = None;
         debug!(
             "{}: GSA_REKEY message {} ({} octets)",

@@ -20,7 +20,8 @@ use crate::crypto::{
     split_data_keymat, split_rekey_keymat,
 };
 use crate::iana::{
-    EncrId, ExchangeType, GcauthId, IntegId, KwaId, NotifyType, ProtocolId, SnId, TransformType,
+    EncrId, ExchangeType, GcauthId, IntegId, KwaId, NON_ESP_MARKER, NotifyType, PORT_IKE_NATT,
+    ProtocolId, SnId, TransformType,
 };
 use crate::ike_sa::{IkeKeys, Millis};
 use crate::policy::Mode;
@@ -233,6 +234,8 @@ struct Kek {
     next_spis: Vec<RekeySpi>,
     /// Set once replaced: deleted at this time (M027).
     delete_at: Option<Millis>,
+    /// The UDP port its GSA_REKEY messages arrive on.
+    port: u16,
 }
 
 impl Kek {
@@ -374,9 +377,8 @@ impl Gm {
             out.push(Payload::Sag(offer.clone()));
         }
         if self.cfg.role.send {
-            // M003/M005; the count only when more than the one the GCKS
-            // allocates anyway (§2.5.1).
-            let count = (self.cfg.sender_ids > 1).then_some(self.cfg.sender_ids);
+            // M003/M005, with the count of M096 (at least one, §2.5.1).
+            let count = self.cfg.sender_ids.max(1);
             out.push(Payload::Notify(Notify::group_sender(count)));
         }
         out
@@ -466,8 +468,13 @@ impl Gm {
         Ok(())
     }
 
-    /// Takes a GSA_REKEY datagram (without port 4500's zero octets).
+    /// Takes a GSA_REKEY datagram as it arrived: on a Rekey SA of port
+    /// 4500 it starts with the non-ESP marker (§2.4.1.1), dropped here.
     pub fn handle_rekey(&mut self, now: Millis, datagram: &[u8]) -> Result<(), GmError> {
+        let datagram = match datagram.strip_prefix(&NON_ESP_MARKER[..]) {
+            Some(rest) if self.keks.iter().any(|k| k.port == PORT_IKE_NATT) => rest,
+            _ => datagram,
+        };
         let (spi, message_id) = rekey_message::peek(datagram)?;
         let Some(i) = self.keks.iter().position(|k| k.spi == spi) else {
             if self.keks.iter().any(|k| k.next_spis.contains(&spi)) {
@@ -509,7 +516,9 @@ impl Gm {
                 let wrap_keys = kd.member_bag().map_or(&[][..], |m| &m.wrap_keys);
                 let kek = &self.keks[i];
                 let u = Unwrapper {
-                    default: (&kek.gsk_w, policy.rekey_kwa.ok_or(GmError::NotRegistered)?),
+                    // The receiving Rekey SA's own KWA: a message on it
+                    // may carry a next Rekey SA whose policy names another.
+                    default: (&kek.gsk_w, kek.kwa),
                     tree_kwa: policy.rekey_kwa,
                     wrap_keys,
                 };
@@ -857,6 +866,7 @@ impl Gm {
                     .filter_map(|s| s.try_into().ok().map(RekeySpi))
                     .collect(),
                 delete_at: None,
+                port,
             });
             // M013: the Rekey SA is inbound only.
             self.actions.push_back(GmAction::ListenRekey {
@@ -866,6 +876,16 @@ impl Gm {
         }
         for d in &update.deletes {
             self.delete(now, d, &policy);
+        }
+        // M025, M026: a sender without a Sender-ID installs none of them
+        // (it could not send on a counter-mode one) and registers again.
+        if self.cfg.role.send
+            && self.sender_ids.is_empty()
+            && update.teks.iter().any(|(p, _)| is_counter_mode(p))
+        {
+            warn!("a counter-mode Data-Security SA but no Sender-ID: none installed");
+            self.schedule_reregister(now, ReregisterReason::NoSenderId, 0);
+            return Ok(());
         }
         for (p, keymat) in update.teks {
             self.install_tek(now, &p, &keymat, &policy, registration);
@@ -947,13 +967,7 @@ impl Gm {
             warn!("{:?}: keying material does not fit the policy", p.sa);
             return;
         };
-        let counter = encr_alg.is_some_and(|e| e.is_counter_mode())
-            || matches!(
-                integ,
-                IntegId::AUTH_AES_128_GMAC
-                    | IntegId::AUTH_AES_192_GMAC
-                    | IntegId::AUTH_AES_256_GMAC
-            );
+        let counter = is_counter_mode(p);
         let sn = p
             .transform(TransformType::SN)
             .map_or(SnId::SEQ32, |t| SnId(t.id));
@@ -1191,6 +1205,22 @@ impl Gm {
             key_path: self.path.ids(),
         }
     }
+}
+
+/// Whether a Data-Security SA's IVs are counters, which senders sharing it
+/// must keep apart with Sender-IDs (§2.5).
+fn is_counter_mode(p: &GsaPolicy) -> bool {
+    let encr = p
+        .transform(TransformType::ENCR)
+        .and_then(|t| EncrAlg::new(EncrId(t.id), t.key_length()).ok());
+    let integ = p
+        .transform(TransformType::INTEG)
+        .map_or(IntegId::NONE, |t| IntegId(t.id));
+    encr.is_some_and(|e| e.is_counter_mode())
+        || matches!(
+            integ,
+            IntegId::AUTH_AES_128_GMAC | IntegId::AUTH_AES_192_GMAC | IntegId::AUTH_AES_256_GMAC
+        )
 }
 
 fn gsa_kd(payloads: &[Payload]) -> Option<(&Gsa, &Kd)> {

@@ -77,19 +77,22 @@ impl Notify {
         }
     }
 
-    /// GROUP_SENDER with an optional count of requested Sender-IDs (§4.7.4).
-    pub fn group_sender(count: Option<u32>) -> Self {
+    /// GROUP_SENDER with the count of Sender-IDs requested (§4.7.4: four
+    /// octets, always).
+    pub fn group_sender(count: u32) -> Self {
         Self {
-            data: count.map(|c| c.to_be_bytes().to_vec()).unwrap_or_default(),
+            data: count.to_be_bytes().to_vec(),
             ..Self::plain(NotifyType::GROUP_SENDER)
         }
     }
 
-    /// The count of a GROUP_SENDER notification, if it carries one.
+    /// The count of a GROUP_SENDER notification (the decoder admits no
+    /// other length than four octets); None for any other notification.
     pub fn sender_id_count(&self) -> Option<u32> {
-        (self.ty == NotifyType::GROUP_SENDER)
-            .then(|| self.data.as_slice().try_into().ok().map(u32::from_be_bytes))
-            .flatten()
+        if self.ty != NotifyType::GROUP_SENDER {
+            return None;
+        }
+        self.data.as_slice().try_into().ok().map(u32::from_be_bytes)
     }
 
     /// Error notifications are those below 16384 (RFC 7296 §3.10.1).
@@ -149,13 +152,11 @@ impl Codec for Notify {
                     reason: "MUST be zero for G-IKEv2 notifications (§4.7)",
                 })
             }
-            NotifyType::GROUP_SENDER if !matches!(n.data.len(), 0 | 4) => {
-                Err(DecodeError::BadLength {
-                    what: "GROUP_SENDER count",
-                    len: n.data.len(),
-                    reason: "MUST be 4 octets (§4.7.4)",
-                })
-            }
+            NotifyType::GROUP_SENDER if n.data.len() != 4 => Err(DecodeError::BadLength {
+                what: "GROUP_SENDER count",
+                len: n.data.len(),
+                reason: "MUST be 4 octets (§4.7.4)",
+            }),
             _ => Ok(n),
         }
     }
@@ -505,12 +506,14 @@ mod tests {
 
     #[test]
     fn group_sender_count_is_four_octets() {
-        let n = Notify::group_sender(Some(3));
+        let n = Notify::group_sender(3);
         assert_eq!(n.to_bytes(), [0, 0, 0x40, 0x2d, 0, 0, 0, 3]);
         assert_eq!(
             Notify::from_bytes(&n.to_bytes()).unwrap().sender_id_count(),
             Some(3)
         );
         assert!(Notify::from_bytes(&[0, 0, 0x40, 0x2d, 0, 3]).is_err());
+        // M096: no count is no GROUP_SENDER (the GM always sends one).
+        assert!(Notify::from_bytes(&[0, 0, 0x40, 0x2d]).is_err());
     }
 }
