@@ -1167,11 +1167,11 @@ mod tests {
         // SAFETY: a handle from gikev2_gcks_new().
         unsafe { gikev2_gcks_destroy(gcks) };
     }
-    /// Where the drain test's callback sends GSA_REKEY datagrams: a UDP
-    /// socket on loopback, which keeps the order of sends.
+    /// Where the drain test's callback sends GSA_REKEY datagrams: a
+    /// datagram socket pair, which keeps the order of sends and, unlike UDP,
+    /// blocks rather than drops when the reader falls behind.
     struct Wire {
-        sock: std::net::UdpSocket,
-        to: std::net::SocketAddr,
+        sock: std::os::unix::net::UnixDatagram,
         sent: std::sync::atomic::AtomicUsize,
     }
 
@@ -1194,7 +1194,7 @@ mod tests {
             // Let another thread run between taking the action and sending
             // it: where two drains could interleave, they now would.
             std::thread::yield_now();
-            if wire.sock.send_to(data, wire.to).is_ok() {
+            if wire.sock.send(data).is_ok() {
                 wire.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
         }
@@ -1202,8 +1202,8 @@ mod tests {
 
     /// Issue 14: four threads drive one GCKS at once (operator rekeys, KEK
     /// rekeys, joins and their flushes, timers with retransmissions), each
-    /// draining what it queued. On the wire (loopback UDP) the messages of
-    /// every Rekey SA are in Message ID order.
+    /// draining what it queued. On the wire (a datagram socket) the
+    /// messages of every Rekey SA are in Message ID order.
     #[test]
     fn drain_sends_each_rekey_sa_in_message_id_order_from_many_threads() {
         use std::sync::atomic::{AtomicU64, Ordering};
@@ -1231,12 +1231,11 @@ mod tests {
             GIKEV2_OK
         );
         register(gcks, 1, "gm1@example.com");
-        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        rx.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        let (tx, rx) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(60)))
             .unwrap();
         let wire = Wire {
-            sock: std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
-            to: rx.local_addr().unwrap(),
+            sock: tx,
             sent: 0.into(),
         };
         let clock = AtomicU64::new(1);
@@ -1286,12 +1285,12 @@ mod tests {
             for w in workers {
                 w.join().unwrap();
             }
-            wire.sock.send_to(&[], wire.to).unwrap();
+            wire.sock.send(&[]).unwrap();
             reader.join().unwrap()
         });
         let sent = wire.sent.load(Ordering::SeqCst);
         assert!(sent > 100, "{sent} GSA_REKEY sent");
-        assert_eq!(received.len(), sent, "loopback lost datagrams");
+        assert_eq!(received.len(), sent, "every datagram sent arrived");
         let mut last: std::collections::HashMap<Vec<u8>, u32> = Default::default();
         for d in &received {
             let (spi, id) = crate::rekey_message::peek(d).unwrap();
