@@ -362,6 +362,7 @@ impl Server {
             &Registration {
                 member: id,
                 identities: &[&identity],
+                peer: Some(common::peer_of(id.0)),
                 exchange: ExchangeType::GSA_AUTH,
                 payloads: &self.request,
                 ike: ike(&self.sk_d),
@@ -470,6 +471,7 @@ fn bench_registration(s: &mut Server, km: KeyManagement, n: u64, reps: usize) ->
             let reg = Registration {
                 member: id,
                 identities: &[&identity],
+                peer: Some(common::peer_of(id.0)),
                 exchange: ExchangeType::GSA_AUTH,
                 payloads: &req,
                 ike: ike(&sk_d),
@@ -503,6 +505,7 @@ fn bench_registration(s: &mut Server, km: KeyManagement, n: u64, reps: usize) ->
                 &Registration {
                     member: id,
                     identities: &[&identity],
+                    peer: Some(common::peer_of(id.0)),
                     exchange: ExchangeType::GSA_REGISTRATION,
                     payloads: &req,
                     ike: ike(&sk_d),
@@ -695,6 +698,7 @@ fn bench_gm(auth_name: &'static str, auth: RekeyAuth, reps: usize) -> GmResult {
                 &Registration {
                     member: id,
                     identities: &[&identity],
+                    peer: Some(common::peer_of(id.0)),
                     exchange: ExchangeType::GSA_AUTH,
                     payloads: &req,
                     ike: ike(&sk_d),

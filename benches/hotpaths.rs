@@ -151,6 +151,7 @@ fn main() {
         let reg = Registration {
             member: id,
             identities: &[&identity],
+            peer: Some(common::peer_of(id.0)),
             exchange: ExchangeType::GSA_AUTH,
             payloads: &req,
             ike: ike(&sk_d),

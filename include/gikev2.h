@@ -501,6 +501,15 @@ const char *gikev2_version(void);
 const char *gikev2_last_error(void);
 
 /**
+ * Why the last gikev2_gcks_registration() on this thread refused its
+ * member (the reason for the operator's log line; the notification is in
+ * the response), or an empty string if it did not. Owned by the library,
+ * never NULL, valid until the next gikev2_gcks_registration() on the
+ * same thread.
+ */
+const char *gikev2_last_refusal(void);
+
+/**
  * Hands every queued action to `cb`, one at a time, in the order the GCKS
  * queued them, and returns when none is left. Whatever threads call it,
  * actions are acted on in that order: a lock of the drain is held from
@@ -606,7 +615,10 @@ enum gikev2_error_t gikev2_gcks_remove_group(struct gikev2_gcks_t *gcks, const c
  * charon prints them (invalid UTF-8 is replaced): one per completed
  * authentication round, the EAP identity of an EAP round, never a claim.
  * Call it only once charon has completed every round; with no identity
- * the member is refused (AUTHORIZATION_FAILED).
+ * the member is refused (AUTHORIZATION_FAILED). `peer` is the address of
+ * the member's IKE SA, or NULL if unknown: a sender gets its per-sender
+ * SAs for it (refused without). A refusal is an answer (GIKEV2_OK with an
+ * error notification); gikev2_last_refusal() then says why.
  * `request`/`request_len` are the request's payload records (IDg, SAg,
  * notifications; other payloads are carried along unread); `sk_d`, the
  * PRF and the Key Wrap Algorithm (IANA transform IDs) are the IKE SA's.
@@ -631,6 +643,7 @@ enum gikev2_error_t gikev2_gcks_registration(struct gikev2_gcks_t *gcks,
                                              uint64_t member_id,
                                              const char *const *identities,
                                              size_t identity_count,
+                                             const struct gikev2_endpoint_t *peer,
                                              uint8_t exchange,
                                              const uint8_t *request,
                                              size_t request_len,
@@ -921,6 +934,18 @@ enum gikev2_error_t gikev2_gm_poll_timeout(const struct gikev2_gm_t *gm,
  * `gm` is NULL or a live handle.
  */
 enum gikev2_error_t gikev2_gm_handle_timeout(struct gikev2_gm_t *gm, uint64_t now_ms);
+
+/**
+ * Tells the membership its own address (its registering IKE SA's local
+ * address), by which it knows which per-sender SA is its own to send on;
+ * NULL or family NONE: unknown (it then sends on every single-sender SA
+ * it gets). Call it before handing over a registration response.
+ *
+ * # Safety
+ * `gm` is NULL or a live handle; `addr` NULL or readable.
+ */
+enum gikev2_error_t gikev2_gm_set_local_address(struct gikev2_gm_t *gm,
+                                                const struct gikev2_endpoint_t *addr);
 
 /**
  * Whether the membership's host keeps the group's traffic blocked when

@@ -576,7 +576,8 @@ static void respond(private_gikev2_gcks_listener_t *this, ike_sa_t *ike_sa,
 	uint16_t prf = 0, kwa = 0, refused;
 	u_int id = ike_sa->get_unique_id(ike_sa);
 	gikev2_error_t err;
-	char identity[BUF_LEN] = "", **ids;
+	gikev2_endpoint_t peer;
+	char identity[BUF_LEN] = "", why[BUF_LEN], **ids;
 	size_t len, pos = 0;
 	int count, i;
 
@@ -598,10 +599,12 @@ static void respond(private_gikev2_gcks_listener_t *this, ike_sa_t *ike_sa,
 		pos += snprintf(identity + pos, sizeof(identity) - pos, "%s%s",
 						i ? "', '" : "", ids[i]);
 	}
+	/* a sender's per-sender SAs name the address it registers from */
+	peer = gikev2_endpoint_from_host(ike_sa->get_other_host(ike_sa));
 	len = 4096;
 	response = chunk_alloc(len);
 	err = gikev2_gcks_registration(this->gcks, gikev2_now_ms(), id,
-								   (const char**)ids, count, exchange,
+								   (const char**)ids, count, &peer, exchange,
 								   request.ptr, request.len, sk_d.ptr,
 								   sk_d.len, prf, kwa, response.ptr, &len);
 	if (err == GIKEV2_ERR_BUFFER_TOO_SMALL)
@@ -609,10 +612,11 @@ static void respond(private_gikev2_gcks_listener_t *this, ike_sa_t *ike_sa,
 		chunk_clear(&response);
 		response = chunk_alloc(len);
 		err = gikev2_gcks_registration(this->gcks, gikev2_now_ms(), id,
-								(const char**)ids, count, exchange,
+								(const char**)ids, count, &peer, exchange,
 								request.ptr, request.len, sk_d.ptr, sk_d.len,
 								prf, kwa, response.ptr, &len);
 	}
+	snprintf(why, sizeof(why), "%s", gikev2_last_refusal());
 	gikev2_identities_free(ids, count);
 	if (err == GIKEV2_OK || (err == GIKEV2_ERR_DECODE && len))
 	{
@@ -633,8 +637,8 @@ static void respond(private_gikev2_gcks_listener_t *this, ike_sa_t *ike_sa,
 		else if (refused)
 		{
 			DBG1(DBG_IKE, "gikev2: refusing member '%s' of IKE_SA %s[%u] "
-				 "with %N", identity, ike_sa->get_name(ike_sa), id,
-				 notify_type_names, refused);
+				 "with %N: %s", identity, ike_sa->get_name(ike_sa), id,
+				 notify_type_names, refused, why);
 		}
 		else
 		{

@@ -1538,8 +1538,12 @@ static bool process_response(membership_t *m, ike_sa_t *ike_sa,
 							 chunk_t sk_d)
 {
 	uint16_t prf = 0, kwa = 0, refused = 0;
+	gikev2_endpoint_t local;
 
 	gikev2_ike_algorithms(ike_sa, &prf, &kwa);
+	/* which per-sender SA is ours to send on: the one naming our address */
+	local = gikev2_endpoint_from_host(ike_sa->get_my_host(ike_sa));
+	gikev2_gm_set_local_address(m->gm, &local);
 	switch (gikev2_gm_registration_response(m->gm, gikev2_now_ms(), exchange,
 											response.ptr, response.len,
 											sk_d.ptr, sk_d.len, prf, kwa,

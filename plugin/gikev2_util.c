@@ -460,6 +460,27 @@ void gikev2_settings_free(char **keys, char **values, int count)
 /*
  * Described in header
  */
+gikev2_endpoint_t gikev2_endpoint_from_host(host_t *host)
+{
+	gikev2_endpoint_t ep = { .family = GIKEV2_FAMILY_NONE };
+	chunk_t addr;
+
+	if (host && !host->is_anyaddr(host))
+	{
+		addr = host->get_address(host);
+		if (addr.len == 4 || addr.len == 16)
+		{
+			ep.family = addr.len == 4 ? GIKEV2_FAMILY_IPV4 : GIKEV2_FAMILY_IPV6;
+			memcpy(ep.addr, addr.ptr, addr.len);
+			ep.port = host->get_port(host);
+		}
+	}
+	return ep;
+}
+
+/*
+ * Described in header
+ */
 host_t *gikev2_host_from_endpoint(const gikev2_endpoint_t *ep)
 {
 	switch (ep->family)

@@ -164,6 +164,14 @@ void gikev2_settings_resolve(char **keys, char **values, int count,
 host_t *gikev2_host_from_endpoint(const gikev2_endpoint_t *ep);
 
 /**
+ * Convert a host to a core endpoint (family NONE for %any).
+ *
+ * @param host			address and port
+ * @return				the endpoint
+ */
+gikev2_endpoint_t gikev2_endpoint_from_host(host_t *host);
+
+/**
  * Convert a traffic selector of the core to a charon traffic selector.
  *
  * @param ts			traffic selector

@@ -495,7 +495,13 @@ pub fn group_from_settings<'a>(
             dst: s.require(&key("destination"), parse_ts)?,
             lifetime_secs: s.take_or(&key("lifetime"), 3600, parse_duration)?,
             single_sender: s.take_or(&key("single_sender"), false, parse_bool)?,
+            per_sender: false,
         });
+        // Counter-mode SAs with senders are per sender unless said
+        // otherwise (then refused below, or single_sender).
+        let t = teks.last_mut().expect("pushed");
+        let auto = t.is_counter_mode() && !senders.is_empty() && !t.single_sender;
+        t.per_sender = s.take_or(&key("per_sender"), auto, parse_bool)?;
     }
     // A destination without a protocol family of the source's "any".
     for t in &mut teks {
@@ -715,6 +721,42 @@ mod tests {
         s.push(("rekey.key", "/etc/none.pem"));
         let e = group_from_settings(s, &no_files).unwrap_err();
         assert_eq!(e.key, "rekey.key");
+    }
+
+    /// Issue 15, item 3: a counter-mode TEK with senders is per sender
+    /// unless said otherwise; said otherwise, several senders would share
+    /// it, and that is refused, naming the key and why.
+    #[test]
+    fn senders_never_share_a_counter_mode_sa() {
+        // The default proposal is AES-GCM, and the group has senders.
+        let cfg = group_from_settings(base(), &no_files).unwrap();
+        assert!(cfg.teks[0].per_sender);
+        assert_eq!(cfg.teks[0].sn(), crate::iana::SnId::SEQ32);
+        let mut s = base();
+        s.push(("tek.feed.per_sender", "no"));
+        let e = group_from_settings(s, &no_files).unwrap_err();
+        assert_eq!(e.key, "tek.feed.per_sender", "{e}");
+        assert!(e.reason.contains("counter-mode"), "{e}");
+        // One sender, or a cipher that is no counter mode: allowed.
+        let mut s = base();
+        s.push(("tek.feed.single_sender", "yes"));
+        let cfg = group_from_settings(s, &no_files).unwrap();
+        assert!(!cfg.teks[0].per_sender && cfg.teks[0].single_sender);
+        let mut s = base();
+        s.push(("tek.feed.proposal", "aes256-sha256"));
+        let cfg = group_from_settings(s, &no_files).unwrap();
+        assert!(!cfg.teks[0].per_sender);
+        // Both at once contradict each other.
+        let mut s = base();
+        s.push(("tek.feed.single_sender", "yes"));
+        s.push(("tek.feed.per_sender", "yes"));
+        let e = group_from_settings(s, &no_files).unwrap_err();
+        assert_eq!(e.key, "tek.feed.per_sender", "{e}");
+        // Without senders nobody shares it.
+        let mut s = base();
+        s.retain(|(k, _)| *k != "senders");
+        let cfg = group_from_settings(s, &no_files).unwrap();
+        assert!(!cfg.teks[0].per_sender);
     }
 
     #[test]

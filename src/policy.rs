@@ -64,6 +64,12 @@ pub struct TekPolicy {
     /// Only one sender: 32-bit sequential numbers and replay protection;
     /// otherwise 32-bit unspecified numbers (§4.4.2.1.3, M061).
     pub single_sender: bool,
+    /// One SA of this policy per sender: each authorized sender that
+    /// registers gets its own SPI and keys, the source selector narrowed
+    /// to its address, 32-bit sequential numbers, and the group learns it
+    /// by a rekey. What keeps senders of a counter-mode cipher from
+    /// repeating IVs where Sender-IDs cannot be put into them (§2.5).
+    pub per_sender: bool,
 }
 
 impl TekPolicy {
@@ -92,7 +98,7 @@ impl TekPolicy {
     }
 
     pub fn sn(&self) -> SnId {
-        if self.single_sender {
+        if self.single_sender || self.per_sender {
             SnId::SEQ32
         } else {
             SnId::UNSPECIFIED32
@@ -399,6 +405,27 @@ impl GroupConfig {
         }
         if tek.single_sender && self.authorization.senders.is_empty() {
             return Err(bad("tek.single_sender", "no identity may send"));
+        }
+        if tek.per_sender && tek.single_sender {
+            return Err(bad(
+                "tek.per_sender",
+                "excludes single_sender: one SA per sender, or one sender",
+            ));
+        }
+        if tek.per_sender && self.authorization.senders.is_empty() {
+            return Err(bad("tek.per_sender", "no identity may send"));
+        }
+        if tek.is_counter_mode()
+            && !self.authorization.senders.is_empty()
+            && !tek.single_sender
+            && !tek.per_sender
+        {
+            return Err(bad(
+                "tek.per_sender",
+                "several senders would share one counter-mode SA, whose IVs Linux \
+                 cannot keep apart (RFC 9838 §2.5): set per_sender = yes or \
+                 single_sender = yes, or use a cipher that is not counter mode",
+            ));
         }
         Ok(())
     }

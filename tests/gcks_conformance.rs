@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{IKE_KWA, PRF, Sim, config, group_id, receiver, through_wire};
+use common::{IKE_KWA, PRF, Sim, config, group_id, receiver, sender_config, through_wire};
 use gikev2::crypto::{
     EncrAlg, IntegAlg, KeyWrapAlg, Secret, SeededRng, SkProtection, default_kwk, split_rekey_keymat,
 };
@@ -132,6 +132,7 @@ fn register_as(
         &Registration {
             member: MemberId(member),
             identities,
+            peer: Some(Sim::addr_of(member as usize)),
             exchange: ExchangeType::GSA_AUTH,
             payloads: &request,
             ike,
@@ -262,7 +263,7 @@ fn implicit_authentication_sends_no_auth_key_and_no_auth() {
 #[test]
 fn rekey_messages_number_from_zero_and_retransmit_identically() {
     let mut gcks = Gcks::new(Box::new(SeededRng::from_u64(3)));
-    let mut cfg = config(KeyManagement::Flat, 8);
+    let mut cfg = sender_config(KeyManagement::Flat, 8);
     cfg.rekey.as_mut().unwrap().auth = RekeyAuth::Implicit;
     gcks.add_group(0, cfg).unwrap();
     let r = register(
@@ -275,11 +276,23 @@ fn rekey_messages_number_from_zero_and_retransmit_identically() {
     let kek = gsa(&r.response).kek().unwrap().clone();
     let old_tek = gsa(&r.response).teks().next().unwrap().sa;
     let sk = rekey_sk(&r, &kek);
-    multicasts(&mut gcks);
+    // The sender's own SA goes to the group: the first message, with its
+    // two copies.
+    let announced = multicasts(&mut gcks);
+    assert_eq!(announced.len(), 1);
+    gcks.handle_timeout(5000);
+    assert_eq!(
+        multicasts(&mut gcks),
+        [announced[0].clone(), announced[0].clone()]
+    );
+    let mut ids = vec![
+        rekey_message::open(&announced[0], &sk, RekeyVerifier::Implicit)
+            .unwrap()
+            .message_id,
+    ];
 
-    let mut ids = Vec::new();
     for round in 0..3 {
-        let now = 1000 + round * 10_000;
+        let now = 10_000 + round * 10_000;
         gcks.rekey(now, &group_id()).unwrap();
         let first = multicasts(&mut gcks);
         assert_eq!(first.len(), 1);
@@ -309,7 +322,7 @@ fn rekey_messages_number_from_zero_and_retransmit_identically() {
                 .is_none_or(|m| m.sender_ids.is_empty())
         );
     }
-    assert_eq!(ids, [0, 1, 2]);
+    assert_eq!(ids, [0, 1, 2, 3]);
 }
 
 /// M109 from the sender's side: a GM discards any GSA_REKEY whose Message
@@ -490,6 +503,7 @@ fn leaving_sag_and_sender_id_counts() {
         &Registration {
             member: sim.members[0].id,
             identities: &["gm1@example.com"],
+            peer: None,
             exchange: ExchangeType::GSA_REGISTRATION,
             payloads: &leave,
             ike: Sim::ike(&sk_d),
@@ -507,7 +521,7 @@ fn leaving_sag_and_sender_id_counts() {
     .offer
     .unwrap();
     let mut gcks = Gcks::new(Box::new(SeededRng::from_u64(6)));
-    gcks.add_group(0, config(LKH2, 8)).unwrap();
+    gcks.add_group(0, sender_config(LKH2, 8)).unwrap();
     let r = register(&mut gcks, 0, 9, "gm9@example.com", vec![Payload::Sag(sag)]);
     assert_eq!(
         r.response,
@@ -545,7 +559,7 @@ fn authorization_uses_every_authenticated_identity() {
         NotifyType::AUTHORIZATION_FAILED,
     ))];
     let mut gcks = Gcks::new(Box::new(SeededRng::from_u64(10)));
-    gcks.add_group(0, config(LKH2, 8)).unwrap();
+    gcks.add_group(0, sender_config(LKH2, 8)).unwrap();
     assert_eq!(register_as(&mut gcks, 0, 1, &[], vec![]).response, refused);
     // EAP: the EAP identity is what was proven, not IDi.
     let r = register_as(&mut gcks, 0, 2, &["mallory@attacker.test"], vec![]);
@@ -635,6 +649,7 @@ fn unknown_group_is_invalid() {
         &Registration {
             member: MemberId(1),
             identities: &["gm1@example.com"],
+            peer: None,
             exchange: ExchangeType::GSA_AUTH,
             payloads: &req,
             ike: IkeKeys {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Sim, config, group_id, receiver, sender};
+use common::{Sim, config, group_id, receiver, sender, sender_config};
 use gikev2::crypto::{SeededRng, SkProtection, VerifyingKey};
 use gikev2::gcks::{Gcks, MESSAGE_ID_RESERVE, MemberId, RESTORED_MEMBER_BASE, Registration};
 use gikev2::gm::ReregisterReason;
@@ -15,7 +15,7 @@ use gikev2::persist::{STATE_VERSION, StateError, read_file, write_file_atomic};
 use gikev2::policy::RekeyAuth;
 use gikev2::policy::{GroupConfig, KeyManagement};
 use gikev2::rekey_message::{self, RekeySigner, RekeyVerifier};
-use gikev2::wire::{Payload, RekeySpi, SaRef};
+use gikev2::wire::{Payload, RekeySpi, SaRef, TrafficSelector};
 
 const LKH4: KeyManagement = KeyManagement::Lkh { degree: 4 };
 const WALL: u64 = 1_790_000_000_000;
@@ -32,7 +32,7 @@ fn tek_spis(sim: &Sim, i: usize) -> Vec<SaRef> {
 /// A group of two receivers and a sender past its join flush, and its
 /// configuration (one signing key: the restored GCKS must have the same).
 fn running_group() -> (Sim, GroupConfig) {
-    let cfg = config(LKH4, 100);
+    let cfg = sender_config(LKH4, 100);
     let mut sim = Sim::new(cfg.clone(), 3);
     sim.join("gm1@example.com", receiver()).unwrap();
     sim.join("gm2@example.com", receiver()).unwrap();
@@ -271,6 +271,8 @@ fn skipped_message_ids_are_named_and_no_member_registers_again() {
 fn a_format_1_state_is_restored_after_an_upgrade() {
     let mut cfg = config(LKH4, 100);
     cfg.rekey.as_mut().unwrap().auth = RekeyAuth::Implicit;
+    // the source selector of the build that wrote it
+    cfg.teks[0].src = TrafficSelector::addr("10.1.0.0".parse().unwrap());
     let state = include_bytes!("data/state-v1-lkh-implicit.bin");
     assert_eq!(gikev2::persist::open(state).unwrap().version, 1);
     let mut sim = Sim::new(cfg.clone(), 5);
@@ -332,6 +334,7 @@ fn exclusions_survive_a_restart() {
         &Registration {
             member: MemberId(9),
             identities: &["gm2@example.com"],
+            peer: None,
             exchange: ExchangeType::GSA_AUTH,
             payloads: &[Payload::Idg(group_id())],
             ike: Sim::ike(&sim.members[1].sk_d),
@@ -451,6 +454,7 @@ fn damaged_bodies_never_panic() {
                 &Registration {
                     member: MemberId(5),
                     identities: &["gm9@example.com"],
+                    peer: None,
                     exchange: ExchangeType::GSA_AUTH,
                     payloads: &[Payload::Idg(group_id())],
                     ike: Sim::ike(&sk_d),

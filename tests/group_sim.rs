@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Sim, config, group_id, receiver, sender};
+use common::{Sim, config, group_id, receiver, sender, sender_config};
 use gikev2::crypto::{
     CryptoError, EncrAlg, IntegAlg, KeyWrapAlg, Secret, SeededRng, SkProtection, rekey_keymat_len,
 };
@@ -220,40 +220,71 @@ fn replays_tampering_and_forged_signatures_change_nothing() {
     assert_eq!(snapshot(&sim), before);
 }
 
+/// Issue 15, item 3: senders of a counter-mode cipher never share an SA.
+/// Each of twenty senders gets an SA of its own (its own SPI and keys, the
+/// source selector narrowed to its address, 32-bit sequential numbers) and
+/// sends on it alone; every member receives on all twenty; Sender-IDs are
+/// still handed out and never repeat (§2.5.1).
 #[test]
-fn senders_never_share_a_sender_id() {
-    let mut sim = Sim::new(config(LKH4, 64), 4);
+fn senders_never_share_an_sa_or_a_sender_id() {
+    let mut sim = Sim::new(sender_config(LKH4, 64), 4);
     for i in 0..20 {
         sim.join(&format!("sender{i}@example.com"), sender())
             .unwrap();
     }
     sim.join("gm@example.com", receiver()).unwrap();
-    sim.advance(2_000);
-    let mut ids = Vec::new();
-    for m in &sim.members[..20] {
+    sim.advance(5_000);
+    let mut own = Vec::new();
+    for (i, m) in sim.members[..20].iter().enumerate() {
         let outbound: Vec<_> = m
             .kernel
             .iter()
             .filter(|((_, d), _)| *d == SaDirection::Outbound)
             .collect();
-        assert_eq!(outbound.len(), 1, "{} sends", m.identity);
-        let (id, bits) = outbound[0].1.sender_id.expect("counter mode needs one");
-        assert_eq!(bits, 8);
-        ids.push(id);
+        assert_eq!(outbound.len(), 1, "{} sends on one SA", m.identity);
+        let ((sa, _), t) = outbound[0];
+        assert_eq!(t.src.single_addr(), Some(Sim::addr_of(i)), "narrowed to it");
+        assert_eq!(
+            t.sender_id, None,
+            "a single-sender SA needs none in its IVs"
+        );
+        own.push((*sa, t.encr_key.expose().to_vec()));
     }
+    let mut spis: Vec<_> = own.iter().map(|(sa, _)| *sa).collect();
+    spis.sort();
+    spis.dedup();
+    assert_eq!(spis.len(), 20, "twenty SAs");
+    let mut keys: Vec<_> = own.iter().map(|(_, k)| k.clone()).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 20, "twenty keys");
+    // Everyone receives on every sender's SA, with a replay window.
+    for m in &sim.members {
+        for (sa, _) in &own {
+            let t = m
+                .kernel
+                .get(&(*sa, SaDirection::Inbound))
+                .unwrap_or_else(|| panic!("{} receives {sa:?}", m.identity));
+            assert_eq!(t.replay_window, 32);
+        }
+    }
+    let ids: Vec<u32> = sim.members[..20]
+        .iter()
+        .flat_map(|m| m.gm.status(sim.now).sender_ids)
+        .collect();
     let mut unique = ids.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!(unique.len(), ids.len(), "{ids:?}");
-    // Registering again hands out fresh IDs, never reused (§2.5.1).
+    assert_eq!(unique.len(), 20, "{ids:?}");
+    // Registering again hands out fresh IDs, never reused, and keeps its SA.
     sim.register(0, ExchangeType::GSA_REGISTRATION).unwrap();
-    let again = sim.members[0]
-        .kernel
-        .values()
-        .find_map(|t| t.sender_id)
-        .unwrap()
-        .0;
+    let again = sim.members[0].gm.status(sim.now).sender_ids[0];
     assert!(!ids.contains(&again));
+    assert!(
+        sim.members[0]
+            .kernel
+            .contains_key(&(own[0].0, SaDirection::Outbound))
+    );
     // The receiver installs nothing outbound.
     assert!(
         sim.members[20]
@@ -261,6 +292,133 @@ fn senders_never_share_a_sender_id() {
             .keys()
             .all(|(_, d)| *d == SaDirection::Inbound)
     );
+    assert!(sim.members.iter().all(|m| m.rekey_errors.is_empty()));
+}
+
+/// The life of a per-sender SA: announced to members already there when
+/// its sender joins (after the pending join flush, so that joiners holding
+/// only the joiners' Rekey SA hear of it too), rekeyed on its own lifetime
+/// with its sender kept, replaced when its sender comes back from another
+/// address, and deleted when its sender leaves.
+#[test]
+fn a_per_sender_sa_follows_its_sender() {
+    let mut cfg = sender_config(LKH4, 16);
+    cfg.teks[0].lifetime_secs = 600;
+    let mut sim = Sim::new(cfg, 35);
+    sim.join("gm0@example.com", receiver()).unwrap();
+    // gm1 joins while the flush for gm0 is pending: holds the joiners' SA.
+    sim.join("gm1@example.com", receiver()).unwrap();
+    let s = sim.join("sender0@example.com", sender()).unwrap();
+    sim.advance(5_000);
+    let held = common_tek(&sim, 0..3);
+    assert_eq!(held.len(), 1, "the sender's SA, at every member");
+    let first = held[0].0;
+    assert!(
+        sim.members[s]
+            .kernel
+            .contains_key(&(first, SaDirection::Outbound))
+    );
+    for m in &sim.members {
+        assert!(
+            m.rekey_errors.is_empty(),
+            "{}: {:?}",
+            m.identity,
+            m.rekey_errors
+        );
+    }
+
+    // Its lifetime: replaced for the same sender, everyone follows.
+    sim.advance(600_000);
+    let rekeyed = common_tek(&sim, 0..3);
+    assert_eq!(rekeyed.len(), 1);
+    assert_ne!(rekeyed[0].0, first);
+    assert!(
+        sim.members[s]
+            .kernel
+            .contains_key(&(rekeyed[0].0, SaDirection::Outbound))
+    );
+
+    // It comes back from another address: a new SA, the old one deleted.
+    let moved = std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 1, 9, 9));
+    sim.members[s].addr = moved;
+    sim.members[s].gm.set_local_address(Some(moved));
+    sim.register(s, ExchangeType::GSA_REGISTRATION).unwrap();
+    sim.advance(10_000);
+    let now_held = common_tek(&sim, 0..3);
+    assert_eq!(now_held.len(), 1, "{now_held:?}");
+    assert_ne!(now_held[0].0, rekeyed[0].0);
+    let out: Vec<_> = sim.members[s]
+        .kernel
+        .iter()
+        .filter(|((_, d), _)| *d == SaDirection::Outbound)
+        .collect();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1.src.single_addr(), Some(moved));
+
+    // It leaves: its SA is deleted at every member, after DTD.
+    let leave = common::through_wire(
+        &sim.members[s]
+            .gm
+            .leave_payloads(NotifyType::REGISTRATION_FAILED),
+    );
+    let m = &sim.members[s];
+    sim.gcks.handle_registration(
+        sim.now,
+        &gikev2::gcks::Registration {
+            member: m.id,
+            identities: &["sender0@example.com"],
+            peer: Some(m.addr),
+            exchange: ExchangeType::GSA_REGISTRATION,
+            payloads: &leave,
+            ike: Sim::ike(&m.sk_d.clone()),
+        },
+    );
+    sim.pump();
+    sim.advance(10_000);
+    assert!(sim.inbound(0).is_empty() && sim.inbound(1).is_empty());
+    assert!(sim.gcks.status(sim.now)[0].teks.is_empty());
+    // (the one that left cannot follow the key tree any more)
+    assert!(sim.members[..s].iter().all(|m| m.rekey_errors.is_empty()));
+}
+
+/// M061: an SA announced as 32-bit sequential has exactly one sender; a
+/// second sender is refused with a notification and a reason for the log,
+/// the first one coming back is not.
+#[test]
+fn a_single_sender_sa_refuses_a_second_sender() {
+    let mut cfg = sender_config(LKH4, 16);
+    cfg.teks[0].per_sender = false;
+    cfg.teks[0].single_sender = true;
+    let mut sim = Sim::new(cfg, 36);
+    sim.join("sender0@example.com", sender()).unwrap();
+    let second = sim.add("sender1@example.com", sender());
+    let request = common::through_wire(&sim.members[second].gm.registration_payloads());
+    let m = &sim.members[second];
+    let (answer, why) = sim.gcks.answer_registration(
+        sim.now,
+        &gikev2::gcks::Registration {
+            member: m.id,
+            identities: &["sender1@example.com"],
+            peer: Some(m.addr),
+            exchange: ExchangeType::GSA_AUTH,
+            payloads: &request,
+            ike: Sim::ike(&m.sk_d.clone()),
+        },
+    );
+    assert!(
+        matches!(answer.as_slice(), [Payload::Notify(n)] if n.ty == NotifyType::REGISTRATION_FAILED),
+        "{answer:?}"
+    );
+    let why = why.unwrap();
+    assert!(
+        why.contains("single sender") && why.contains("sender0@example.com"),
+        "{why}"
+    );
+    // A receiver, and the sender itself again, are welcome.
+    sim.join("gm@example.com", receiver()).unwrap();
+    sim.register(0, ExchangeType::GSA_REGISTRATION).unwrap();
+    let status = &sim.gcks.status(sim.now)[0];
+    assert_eq!(status.members.len(), 2);
 }
 
 /// When the Sender-IDs run out the GCKS excludes every member and starts
@@ -270,7 +428,7 @@ fn senders_never_share_a_sender_id() {
 /// two senders share a Sender-ID.
 #[test]
 fn exhausted_sender_ids_exclude_everyone_and_start_over() {
-    let mut cfg = config(LKH4, 16);
+    let mut cfg = sender_config(LKH4, 16);
     cfg.group_wide.sender_id_bits = Some(2);
     let mut sim = Sim::new(cfg, 32);
     sim.join("gm0@example.com", receiver()).unwrap();
@@ -278,15 +436,15 @@ fn exhausted_sender_ids_exclude_everyone_and_start_over() {
         sim.join(&format!("sender{i}@example.com"), sender())
             .unwrap();
     }
-    sim.advance(2_000);
-    let old = common_tek(&sim, 0..5)[0].0;
+    sim.advance(5_000);
+    // Four senders, four SAs, which every member holds.
+    let old: Vec<SaRef> = common_tek(&sim, 0..5)
+        .into_iter()
+        .map(|(sa, _)| sa)
+        .collect();
+    assert_eq!(old.len(), 4);
     let sender_id = |sim: &Sim, i: usize| {
-        let ids: Vec<u32> = sim.members[i]
-            .kernel
-            .iter()
-            .filter(|((_, d), _)| *d == SaDirection::Outbound)
-            .map(|(_, t)| t.sender_id.expect("counter mode").0)
-            .collect();
+        let ids = sim.members[i].gm.status(sim.now).sender_ids;
         assert_eq!(ids.len(), 1, "{}: {ids:?}", sim.members[i].identity);
         ids[0]
     };
@@ -297,8 +455,9 @@ fn exhausted_sender_ids_exclude_everyone_and_start_over() {
     // A fifth sender needs a Sender-ID there is none of.
     let fifth = sim.join("sender4@example.com", sender()).unwrap();
     assert_eq!(sender_id(&sim, fifth), 0, "counted from zero again");
-    let new = common_tek(&sim, [fifth].into_iter())[0].0;
-    assert_ne!(new, old, "under new SAs");
+    let new = common_tek(&sim, [fifth].into_iter());
+    assert_eq!(new.len(), 1, "its own SA only");
+    assert!(!old.contains(&new[0].0), "under new SAs");
     let status = &sim.gcks.status(sim.now)[0];
     assert_eq!(status.members.len(), 1, "{:?}", status.members);
     sim.advance(30_000);
@@ -306,8 +465,8 @@ fn exhausted_sender_ids_exclude_everyone_and_start_over() {
         let m = &sim.members[i];
         assert_eq!(m.reregister, [ReregisterReason::Excluded], "{}", m.identity);
         assert!(
-            m.kernel.keys().all(|(sa, _)| *sa != old),
-            "{}: the old SA is deleted",
+            m.kernel.keys().all(|(sa, _)| !old.contains(sa)),
+            "{}: the old SAs are deleted",
             m.identity
         );
     }
@@ -316,8 +475,11 @@ fn exhausted_sender_ids_exclude_everyone_and_start_over() {
     for i in 0..4 {
         sim.register(i, ExchangeType::GSA_AUTH).unwrap();
     }
-    sim.advance(2_000);
-    assert_eq!(common_tek(&sim, [0, 1, 2, 3, fifth].into_iter())[0].0, new);
+    sim.advance(5_000);
+    let now_held = common_tek(&sim, [0, 1, 2, 3, fifth].into_iter());
+    assert_eq!(now_held.len(), 4, "the SAs of four senders");
+    assert!(now_held.contains(&new[0]));
+    assert!(now_held.iter().all(|(sa, _)| !old.contains(sa)));
     let mut ids: Vec<u32> = [1, 2, 3, fifth]
         .iter()
         .map(|&i| sender_id(&sim, i))
@@ -331,16 +493,27 @@ fn exhausted_sender_ids_exclude_everyone_and_start_over() {
 /// GSA_INBAND_REKEY and registers again.
 #[test]
 fn exhausted_sender_ids_exclude_inband_members_too() {
-    let mut cfg = config(KeyManagement::Flat, 8);
+    let mut cfg = sender_config(KeyManagement::Flat, 8);
     cfg.rekey = None;
     cfg.delivery = Delivery::Inband;
     cfg.group_wide.sender_id_bits = Some(1);
     let mut sim = Sim::new(cfg, 34);
-    sim.join("gm0@example.com", receiver()).unwrap();
+    // No SA to give a receiver before a sender registered (§4.4.1).
+    let early = sim.join("gm0@example.com", receiver()).unwrap_err();
+    assert!(matches!(early, GmError::Refused(n) if n == NotifyType::REGISTRATION_FAILED));
     sim.join("sender0@example.com", sender()).unwrap();
+    sim.register(0, ExchangeType::GSA_AUTH).unwrap();
     sim.join("sender1@example.com", sender()).unwrap();
-    let old = common_tek(&sim, 0..3)[0].0;
-    assert!(sim.inband.is_empty());
+    // sender1's SA reached the two members already there, inband.
+    let told: Vec<MemberId> = std::mem::take(&mut sim.inband)
+        .iter()
+        .map(|(m, _)| *m)
+        .collect();
+    assert_eq!(told, [sim.members[0].id, sim.members[1].id]);
+    let old: Vec<SaRef> = common_tek(&sim, [0].into_iter())
+        .into_iter()
+        .map(|(sa, _)| sa)
+        .collect();
     let third = sim.join("sender2@example.com", sender()).unwrap();
     let told: Vec<MemberId> = sim.inband.iter().map(|(m, _)| *m).collect();
     assert_eq!(
@@ -357,9 +530,13 @@ fn exhausted_sender_ids_exclude_inband_members_too() {
     for i in 0..3 {
         let m = &sim.members[i];
         assert_eq!(m.reregister, [ReregisterReason::Excluded], "{}", m.identity);
-        assert!(m.kernel.keys().all(|(sa, _)| *sa != old), "{}", m.identity);
+        assert!(
+            m.kernel.keys().all(|(sa, _)| !old.contains(sa)),
+            "{}",
+            m.identity
+        );
     }
-    assert_ne!(common_tek(&sim, [third].into_iter())[0].0, old);
+    assert!(!old.contains(&common_tek(&sim, [third].into_iter())[0].0));
 }
 
 #[test]
@@ -438,7 +615,7 @@ fn stale_initial_message_id_does_not_reopen_replays() {
 /// is refused, the GM keeps what it held and registers again (M033).
 #[test]
 fn sender_id_wider_than_its_bits_is_refused_and_registers_again() {
-    let mut sim = Sim::new(config(LKH4, 8), 33);
+    let mut sim = Sim::new(sender_config(LKH4, 8), 33);
     let idx = sim.join("sender1@example.com", sender()).unwrap();
     let before = sim.members[idx].kernel.clone();
     assert!(!before.is_empty());
@@ -486,7 +663,8 @@ fn sender_id_wider_than_its_bits_is_refused_and_registers_again() {
 #[test]
 fn sender_without_sender_id_does_not_install_counter_mode_tek() {
     // An inband group with AES-CBC: no Sender-IDs are handed out.
-    let mut cfg = config(KeyManagement::Flat, 8);
+    let mut cfg = sender_config(KeyManagement::Flat, 8);
+    cfg.teks[0].per_sender = false;
     cfg.rekey = None;
     cfg.delivery = Delivery::Inband;
     cfg.teks[0].encr = Some((EncrId::ENCR_AES_CBC, Some(128)));

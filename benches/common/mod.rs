@@ -45,10 +45,12 @@ pub fn group_config(km: KeyManagement, member_limit: u32, auth: RekeyAuth) -> Gr
             protocol: TekProtocol::Esp,
             encr: Some((EncrId::ENCR_AES_GCM_16, Some(256))),
             integ: IntegId::NONE,
-            src: TrafficSelector::addr("10.1.0.0".parse().expect("address")),
+            src: gikev2::config::parse_ts("10.1.0.0/16").expect("selector"),
             dst: TrafficSelector::host("239.1.1.1".parse().expect("address"), 17, 5000),
             lifetime_secs: 3600,
             single_sender: false,
+            // counter-mode ciphers with senders: one SA per sender
+            per_sender: true,
         }],
         rekey: Some(RekeyPolicy {
             dst: "239.1.1.2:848".parse().expect("address"),
@@ -200,6 +202,7 @@ impl Server {
             &Registration {
                 member: id,
                 identities: &[&identity],
+                peer: Some(peer_of(id.0)),
                 exchange: ExchangeType::GSA_AUTH,
                 payloads: &self.request,
                 ike: ike(&self.sk_d),
@@ -265,6 +268,7 @@ pub fn register_gm(s: &mut Server) -> (MemberId, Gm) {
         &Registration {
             member: id,
             identities: &[&identity],
+            peer: Some(peer_of(id.0)),
             exchange: ExchangeType::GSA_AUTH,
             payloads: &req,
             ike: ike(&sk_d),
@@ -303,4 +307,12 @@ pub fn env_u64(name: &str) -> Option<u64> {
     v.parse::<u64>()
         .ok()
         .or_else(|| v.parse::<f64>().ok().map(|f| f as u64))
+}
+
+/// The address a member registers from: inside the group's source
+/// selector (10.1.0.0/16), as a sender of per-sender SAs needs.
+pub fn peer_of(member: u64) -> std::net::IpAddr {
+    std::net::IpAddr::V4(std::net::Ipv4Addr::from(
+        0x0a01_0000 | (member as u32 & 0xffff),
+    ))
 }

@@ -500,6 +500,7 @@ pub fn gcks_registration(data: &[u8]) {
                     &Registration {
                         member,
                         identities: &[identity],
+                        peer: Some(super::world::peer_of(member.0)),
                         exchange,
                         payloads: &payloads,
                         ike: ike_keys,

@@ -107,10 +107,12 @@ pub fn config(kind: Kind) -> GroupConfig {
             protocol: TekProtocol::Esp,
             encr: Some(esp_encr),
             integ: esp_integ,
-            src: TrafficSelector::addr("10.1.0.0".parse().unwrap()),
+            src: gikev2::config::parse_ts("10.1.0.0/16").unwrap(),
             dst: TrafficSelector::host("239.1.1.1".parse().unwrap(), 17, 5000),
             lifetime_secs: 3600,
             single_sender: false,
+            // counter-mode ciphers with senders: one SA per sender
+            per_sender: counter.is_some(),
         }],
         rekey,
         group_wide: GroupWide {
@@ -234,6 +236,7 @@ impl Scenario {
                 &Registration {
                     member: MemberId(m),
                     identities: &[&identity],
+                    peer: Some(peer_of(m)),
                     exchange: ExchangeType::GSA_AUTH,
                     payloads: &[Payload::Idg(group_id())],
                     ike: ike(&sk),
@@ -263,6 +266,7 @@ impl Scenario {
             &Registration {
                 member: GM_MEMBER,
                 identities: &[GM_IDENTITY],
+                peer: Some(peer_of(GM_MEMBER.0)),
                 exchange: ExchangeType::GSA_AUTH,
                 payloads: &request,
                 ike: ike(&sk),
@@ -500,4 +504,12 @@ impl Keyring<'_> {
             }
         }
     }
+}
+
+/// The address a member registers from: inside the group's source
+/// selector (10.1.0.0/16), as a sender of per-sender SAs needs.
+pub fn peer_of(member: u64) -> std::net::IpAddr {
+    std::net::IpAddr::V4(std::net::Ipv4Addr::from(
+        0x0a01_0000 | (member as u32 & 0xffff),
+    ))
 }

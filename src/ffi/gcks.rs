@@ -10,7 +10,8 @@ use super::gikev2_error_t::{self, *};
 use super::records::{payloads_from_records, records_from_payloads};
 use super::{
     IkeInput, OutBuf, bytes, c_str, fail, gikev2_endpoint_t, group_arg, group_name, guard, handle,
-    hex, lock, non_null, put, put_deadline, registration_exchange, settings, strings, utf8,
+    hex, lock, non_null, put, put_deadline, registration_exchange, set_last_refusal, settings,
+    strings, utf8,
 };
 use crate::config::group_from_settings;
 use crate::crypto::{OsRng, Secret};
@@ -100,6 +101,8 @@ impl GcksState {
 struct Stash {
     member: u64,
     identities: Vec<String>,
+    peer: Option<std::net::IpAddr>,
+    refusal: Option<String>,
     exchange: u8,
     request: Vec<u8>,
     sk_d: Secret,
@@ -445,7 +448,10 @@ pub unsafe extern "C" fn gikev2_gcks_remove_group(
 /// charon prints them (invalid UTF-8 is replaced): one per completed
 /// authentication round, the EAP identity of an EAP round, never a claim.
 /// Call it only once charon has completed every round; with no identity
-/// the member is refused (AUTHORIZATION_FAILED).
+/// the member is refused (AUTHORIZATION_FAILED). `peer` is the address of
+/// the member's IKE SA, or NULL if unknown: a sender gets its per-sender
+/// SAs for it (refused without). A refusal is an answer (GIKEV2_OK with an
+/// error notification); gikev2_last_refusal() then says why.
 /// `request`/`request_len` are the request's payload records (IDg, SAg,
 /// notifications; other payloads are carried along unread); `sk_d`, the
 /// PRF and the Key Wrap Algorithm (IANA transform IDs) are the IKE SA's.
@@ -471,6 +477,7 @@ pub unsafe extern "C" fn gikev2_gcks_registration(
     member_id: u64,
     identities: *const *const c_char,
     identity_count: usize,
+    peer: *const gikev2_endpoint_t,
     exchange: u8,
     request: *const u8,
     request_len: usize,
@@ -487,6 +494,9 @@ pub unsafe extern "C" fn gikev2_gcks_registration(
         // SAFETY: per the function's contract.
         let identities = unsafe { strings(identities, identity_count, "identities") }?;
         // SAFETY: per the function's contract.
+        let peer = unsafe { peer.as_ref() }.and_then(gikev2_endpoint_t::ip);
+        set_last_refusal(None);
+        // SAFETY: per the function's contract.
         let request = unsafe { bytes(request, request_len, "request") }?;
         // SAFETY: per the function's contract.
         let sk_d = unsafe { bytes(sk_d, sk_d_len, "sk_d") }?;
@@ -498,12 +508,14 @@ pub unsafe extern "C" fn gikev2_gcks_registration(
         if let Some(s) = st.stash.take() {
             let same = s.member == member_id
                 && s.identities == identities
+                && s.peer == peer
                 && s.exchange == exchange
                 && s.request == request
                 && s.sk_d == ike.sk_d
                 && (s.prf, s.kwa) == (prf_id, kwa_id);
             if same {
                 if out.fits(s.response.len()) {
+                    set_last_refusal(s.refusal.as_deref());
                     return out.write(&s.response);
                 }
                 let e = out.too_small(s.response.len());
@@ -522,11 +534,12 @@ pub unsafe extern "C" fn gikev2_gcks_registration(
                 return Err(e.into());
             }
         };
-        let answer = st.engine.handle_registration(
+        let (answer, refusal) = st.engine.answer_registration(
             now_ms,
             &Registration {
                 member: MemberId(member_id),
                 identities: &identities.iter().map(|i| i.as_ref()).collect::<Vec<_>>(),
+                peer,
                 exchange: ex,
                 payloads: &payloads,
                 ike: ike.keys(),
@@ -535,15 +548,17 @@ pub unsafe extern "C" fn gikev2_gcks_registration(
         // The answer leaves only once the group's state (its new member,
         // Sender-IDs, tree keys) is on disk; a member the GCKS could not
         // remember after a restart is refused instead.
-        let answer = match st.save(now_ms) {
-            Ok(()) => answer,
-            Err(_) if answer.iter().any(|p| matches!(p, Payload::Gsa(_))) => {
+        let (answer, refusal) = match st.save(now_ms) {
+            Ok(()) => (answer, refusal),
+            Err(_) if answer.iter().any(|p| matches!(p, Payload::Gsa(_))) => (
                 vec![Payload::Notify(Notify::plain(
                     NotifyType::REGISTRATION_FAILED,
-                ))]
-            }
-            Err(_) => answer,
+                ))],
+                Some("its state could not be saved".to_owned()),
+            ),
+            Err(_) => (answer, refusal),
         };
+        set_last_refusal(refusal.as_deref());
         let records = records_from_payloads(&answer);
         if out.fits(records.len()) {
             return out.write(&records);
@@ -552,6 +567,8 @@ pub unsafe extern "C" fn gikev2_gcks_registration(
         st.stash = Some(Stash {
             member: member_id,
             identities: identities.into_iter().map(Cow::into_owned).collect(),
+            peer,
+            refusal,
             exchange,
             request: request.to_vec(),
             sk_d: ike.sk_d,
@@ -982,6 +999,7 @@ mod tests {
                 member,
                 [who.as_ptr()].as_ptr(),
                 1,
+                std::ptr::null(),
                 39,
                 req.as_ptr(),
                 req_len,

@@ -434,6 +434,28 @@ pub unsafe extern "C" fn gikev2_gm_handle_timeout(
     })
 }
 
+/// Tells the membership its own address (its registering IKE SA's local
+/// address), by which it knows which per-sender SA is its own to send on;
+/// NULL or family NONE: unknown (it then sends on every single-sender SA
+/// it gets). Call it before handing over a registration response.
+///
+/// # Safety
+/// `gm` is NULL or a live handle; `addr` NULL or readable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gikev2_gm_set_local_address(
+    gm: *mut gikev2_gm_t,
+    addr: *const gikev2_endpoint_t,
+) -> gikev2_error_t {
+    guard("gikev2_gm_set_local_address", || {
+        // SAFETY: per the function's contract.
+        let h = unsafe { handle(gm, "gm") }?;
+        // SAFETY: per the function's contract.
+        let addr = unsafe { addr.as_ref() }.and_then(gikev2_endpoint_t::ip);
+        lock(&h.state)?.engine.set_local_address(addr);
+        Ok(())
+    })
+}
+
 /// Whether the membership's host keeps the group's traffic blocked when
 /// its keys expire with nothing to replace them (setting `fail_mode`,
 /// default closed): writes it to `*closed`.

@@ -188,18 +188,40 @@ pub extern "C" fn gikev2_last_error() -> *const c_char {
         .unwrap_or(c"".as_ptr())
 }
 
-thread_local! {
-    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+/// Why the last gikev2_gcks_registration() on this thread refused its
+/// member (the reason for the operator's log line; the notification is in
+/// the response), or an empty string if it did not. Owned by the library,
+/// never NULL, valid until the next gikev2_gcks_registration() on the
+/// same thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn gikev2_last_refusal() -> *const c_char {
+    LAST_REFUSAL
+        .try_with(|e| e.borrow().as_ptr())
+        .unwrap_or(c"".as_ptr())
 }
 
-fn set_last_error(msg: String) {
-    let msg = CString::new(msg).unwrap_or_else(|e| {
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    static LAST_REFUSAL: RefCell<CString> = RefCell::new(CString::default());
+}
+
+fn c_string(msg: String) -> CString {
+    CString::new(msg).unwrap_or_else(|e| {
         let mut v = e.into_vec();
         v.retain(|&b| b != 0);
         CString::new(v).unwrap_or_default()
-    });
+    })
+}
+
+fn set_last_error(msg: String) {
+    let msg = c_string(msg);
     // During thread teardown the slot may be gone: nothing to report to.
     let _ = LAST_ERROR.try_with(|e| *e.borrow_mut() = msg);
+}
+
+pub(crate) fn set_last_refusal(why: Option<&str>) {
+    let msg = c_string(why.unwrap_or_default().to_owned());
+    let _ = LAST_REFUSAL.try_with(|e| *e.borrow_mut() = msg);
 }
 
 /// A failure on its way to C: the code returned and the message kept.
@@ -536,6 +558,17 @@ fn addr16(ip: IpAddr) -> (gikev2_family_t, [u8; 16]) {
 }
 
 impl gikev2_endpoint_t {
+    /// The address, if the family is one.
+    pub(crate) fn ip(&self) -> Option<IpAddr> {
+        match self.family {
+            gikev2_family_t::GIKEV2_FAMILY_IPV4 => {
+                Some(IpAddr::from(<[u8; 4]>::try_from(&self.addr[..4]).ok()?))
+            }
+            gikev2_family_t::GIKEV2_FAMILY_IPV6 => Some(IpAddr::from(self.addr)),
+            _ => None,
+        }
+    }
+
     pub(crate) const NONE: Self = Self {
         family: gikev2_family_t::GIKEV2_FAMILY_NONE,
         addr: [0; 16],

@@ -54,6 +54,7 @@ struct Kek {
 }
 
 /// A Data-Security SA.
+#[derive(Clone)]
 struct Tek {
     policy: usize,
     spi: u32,
@@ -62,6 +63,33 @@ struct Tek {
     next_spi: u32,
     /// Set once replaced: the GCKS stops handing it out at this time.
     retire_at: Option<Millis>,
+    /// The sender an SA of a per-sender policy belongs to.
+    sender: Option<SenderSa>,
+}
+
+/// Who `Group::send_teks` sends to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Audience {
+    /// The multicast members (one GSA_REKEY) and every inband member.
+    All,
+    /// The inband members only, but `skip`.
+    Inband { skip: Option<MemberId> },
+}
+
+/// Why a registration was refused: the notification for the GM and a
+/// reason for the operator's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub notify: NotifyType,
+    pub why: String,
+}
+
+/// Whose a per-sender SA is: the sender's identity and the address its
+/// source selector is narrowed to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct SenderSa {
+    identity: String,
+    addr: IpAddr,
 }
 
 impl Tek {
@@ -131,6 +159,11 @@ pub(super) struct Group {
     /// Identities an operator excluded: refused until readmitted, or the
     /// exclusion would last only until the member registers again.
     excluded: BTreeSet<String>,
+    /// Per-sender SAs (their SPIs) the multicast members have not been
+    /// told of yet: sent with the next GSA_REKEY, at once or, while a join
+    /// flush is pending, right after it, so the members who hold only the
+    /// joiners' Rekey SA hear of them too.
+    unannounced: Vec<u32>,
 }
 
 fn spi_free(spi: SaRef, used: &[SaRef]) -> bool {
@@ -237,13 +270,15 @@ impl Group {
             retransmits: VecDeque::new(),
             recent_rekeys: VecDeque::new(),
             excluded: BTreeSet::new(),
+            unannounced: Vec::new(),
         };
         if g.cfg.rekey.is_some() {
             let mut taken = used.to_vec();
             taken.extend(g.spis());
             g.kek = Some(g.new_kek(now, None, &taken, rng)?);
         }
-        for policy in 0..g.cfg.teks.len() {
+        // Per-sender policies get their SAs as senders register.
+        for policy in (0..g.cfg.teks.len()).filter(|&p| !g.cfg.teks[p].per_sender) {
             let mut taken = used.to_vec();
             taken.extend(g.spis());
             let tek = g.new_tek(now, policy, None, &taken, rng)?;
@@ -336,6 +371,7 @@ impl Group {
             expires: now + Millis::from(p.lifetime_secs) * 1000,
             next_spi,
             retire_at: None,
+            sender: None,
         })
     }
 
@@ -348,7 +384,8 @@ impl Group {
         used: &[SaRef],
         rng: &mut dyn Rng,
         actions: &mut VecDeque<GcksAction>,
-    ) -> Result<Vec<Payload>, NotifyType> {
+    ) -> Result<Vec<Payload>, Refusal> {
+        let refuse = |notify, why: String| Err(Refusal { notify, why });
         let notifies = req.payloads.iter().filter_map(|p| match p {
             Payload::Notify(n) => Some(n),
             _ => None,
@@ -368,15 +405,59 @@ impl Group {
         }
         let auth = &self.cfg.authorization;
         let Some(identity) = req.identities.iter().copied().find(|i| auth.may_join(i)) else {
-            return Err(NotifyType::AUTHORIZATION_FAILED);
+            return refuse(
+                NotifyType::AUTHORIZATION_FAILED,
+                "no authenticated identity matches `members`".into(),
+            );
         };
         if let Some(x) = req.identities.iter().find(|i| self.excluded.contains(**i)) {
-            debug!("{}: refusing excluded {x}", self.name());
-            return Err(NotifyType::AUTHORIZATION_FAILED);
+            return refuse(
+                NotifyType::AUTHORIZATION_FAILED,
+                format!("{x} was excluded by the operator"),
+            );
         }
         let sender = sender_request.is_some();
         if sender && !req.identities.iter().any(|i| auth.may_send(i)) {
-            return Err(NotifyType::AUTHORIZATION_FAILED);
+            return refuse(
+                NotifyType::AUTHORIZATION_FAILED,
+                "asks to send, but no authenticated identity matches `senders`".into(),
+            );
+        }
+        // M061: an SA of 32-bit sequential numbers has one sender.
+        if sender
+            && let Some(t) = self.cfg.teks.iter().position(|t| t.single_sender)
+            && let Some(other) = self
+                .members
+                .values()
+                .find(|m| m.sender && m.identity != identity)
+        {
+            return refuse(
+                NotifyType::REGISTRATION_FAILED,
+                format!(
+                    "Data-Security SA policy {t} has a single sender, and {} is it",
+                    other.identity
+                ),
+            );
+        }
+        // A per-sender SA's source selector is its sender's address.
+        if sender {
+            for p in self.cfg.teks.iter().filter(|t| t.per_sender) {
+                match req.peer {
+                    Some(addr) if p.src.contains_addr(addr) => {}
+                    Some(addr) => {
+                        return refuse(
+                            NotifyType::REGISTRATION_FAILED,
+                            format!("sender address {addr} is outside the TEK's source selector"),
+                        );
+                    }
+                    None => {
+                        return refuse(
+                            NotifyType::REGISTRATION_FAILED,
+                            "a sender of per-sender SAs, but its address is unknown".into(),
+                        );
+                    }
+                }
+            }
         }
         // The same identity on a new IKE SA is the same member coming back
         // (a lost rekey, a restart): it replaces its old record rather than
@@ -388,7 +469,10 @@ impl Group {
         };
         let rejoin = previous.is_some();
         if !rejoin && self.members.len() >= self.cfg.member_limit as usize {
-            return Err(NotifyType::REGISTRATION_FAILED);
+            return refuse(
+                NotifyType::REGISTRATION_FAILED,
+                format!("the group is full ({} members)", self.cfg.member_limit),
+            );
         }
         let inband = self.cfg.inband_for(identity);
         if let Some(sag) = req.payloads.iter().find_map(|p| match p {
@@ -414,7 +498,10 @@ impl Group {
                 });
             }
             if !sag::acceptable(sag, &offers) {
-                return Err(NotifyType::NO_PROPOSAL_CHOSEN);
+                return refuse(
+                    NotifyType::NO_PROPOSAL_CHOSEN,
+                    "its SAg accepts none of the group's algorithms".into(),
+                );
             }
         }
         // Sender-IDs (§2.5.1): new ones at every registration.
@@ -432,24 +519,36 @@ impl Group {
             };
             if u64::from(self.next_sender_id) + u64::from(want) > limit {
                 if u64::from(want) > limit {
-                    warn!("{}: {want} Sender-IDs do not fit {bits} bits", self.name());
-                    return Err(NotifyType::REGISTRATION_FAILED);
+                    return refuse(
+                        NotifyType::REGISTRATION_FAILED,
+                        format!("{want} Sender-IDs do not fit {bits} bits"),
+                    );
                 }
                 // M032: a Sender-ID is never reused under the same keys;
                 // everyone is excluded and the group starts over.
-                self.start_over(now, used, rng, actions).map_err(|e| {
-                    warn!("{}: starting over failed: {e}", self.name());
-                    NotifyType::REGISTRATION_FAILED
-                })?;
+                if let Err(e) = self.start_over(now, used, rng, actions) {
+                    return refuse(
+                        NotifyType::REGISTRATION_FAILED,
+                        format!("starting over failed: {e}"),
+                    );
+                }
             }
             sender_ids = (self.next_sender_id..self.next_sender_id + want).collect();
             self.next_sender_id += want;
         }
 
-        let gsk_ike = req
-            .ike
-            .default_kwk()
-            .map_err(|_| NotifyType::REGISTRATION_FAILED)?;
+        let gsk_ike = match req.ike.default_kwk() {
+            Ok(k) => k,
+            Err(e) => return refuse(NotifyType::REGISTRATION_FAILED, format!("GSK_w: {e}")),
+        };
+        // Its own SA of each per-sender policy (kept when it registers
+        // again from the same address), before the response lists them.
+        if sender && let Err(e) = self.ensure_sender_sas(now, identity, req, used, rng, actions) {
+            return refuse(
+                NotifyType::REGISTRATION_FAILED,
+                format!("its sender SA: {e}"),
+            );
+        }
         // A member registering again (lost rekeys, new Sender-IDs) keeps its
         // place in the key tree: it held those keys already.
         let old_slot = previous
@@ -459,15 +558,29 @@ impl Group {
         let slot = match (&mut self.lkh, inband) {
             (Some(_), false) if old_slot.is_some() => old_slot,
             (Some(tree), false) => {
-                let slot = tree
-                    .join(rng)
-                    .map_err(|_| NotifyType::REGISTRATION_FAILED)?;
+                let slot = tree.join(rng).map_err(|e| Refusal {
+                    notify: NotifyType::REGISTRATION_FAILED,
+                    why: format!("key tree: {e}"),
+                })?;
                 self.schedule_join_flush(now, used, rng)
-                    .map_err(|_| NotifyType::REGISTRATION_FAILED)?;
+                    .map_err(|e| Refusal {
+                        notify: NotifyType::REGISTRATION_FAILED,
+                        why: format!("join flush: {e}"),
+                    })?;
                 Some(slot)
             }
             _ => None,
         };
+        // §4.4.1: a GSA holds a KEK or a TEK policy. An inband member gets
+        // no KEK; with per-sender policies only, it waits for a sender.
+        if inband && self.live_teks(now).next().is_none() {
+            return refuse(
+                NotifyType::REGISTRATION_FAILED,
+                "no Data-Security SA to give yet: no sender of the per-sender \
+                 policies has registered"
+                    .into(),
+            );
+        }
         let member = Member {
             identity: identity.to_owned(),
             inband,
@@ -478,9 +591,9 @@ impl Group {
         };
         let payloads = self
             .registration_payloads(now, &member, &gsk_ike, req.ike.kwa)
-            .map_err(|e| {
-                warn!("{}: building registration response: {e}", self.name());
-                NotifyType::REGISTRATION_FAILED
+            .map_err(|e| Refusal {
+                notify: NotifyType::REGISTRATION_FAILED,
+                why: format!("building the response: {e}"),
             })?;
         info!(
             "{} joined {} as {}{} ({} members)",
@@ -496,12 +609,110 @@ impl Group {
         self.add_member(req.member, member);
         // A burst of joins: flush now rather than let the refresh outgrow
         // one message.
+        // Its new sender SAs reach the rest of the group: inband members
+        // now, multicast ones now or right after the pending join flush.
+        let fresh: Vec<u32> = self
+            .teks
+            .iter()
+            .filter(|t| self.unannounced.contains(&t.spi))
+            .filter(|t| t.sender.as_ref().is_some_and(|s| s.identity == identity))
+            .map(|t| t.spi)
+            .collect();
+        if !fresh.is_empty() {
+            let teks: Vec<Tek> = self
+                .teks
+                .iter()
+                .filter(|t| fresh.contains(&t.spi))
+                .cloned()
+                .collect();
+            let refs: Vec<&Tek> = teks.iter().collect();
+            let to = Audience::Inband {
+                skip: Some(req.member),
+            };
+            let r = self.send_teks(now, &refs, &[], to, rng, actions);
+            if let Err(e) = r.and_then(|()| self.announce(now, rng, actions)) {
+                warn!(
+                    "{}: announcing the SA of sender {identity}: {e}",
+                    self.name()
+                );
+            }
+        }
         if self.join_refresh_full()
             && let Err(e) = self.flush_joins(now, rng, actions)
         {
             warn!("{}: join flush failed: {e}", self.name());
         }
         Ok(payloads)
+    }
+
+    /// Gives sender `identity` its own SA of each per-sender policy, its
+    /// source selector narrowed to the sender's address (`req.peer`,
+    /// checked by the caller): the one it holds from the same address, or
+    /// a new one, noted for announcing. One it holds from another address
+    /// is deleted.
+    fn ensure_sender_sas(
+        &mut self,
+        now: Millis,
+        identity: &str,
+        req: &Registration<'_>,
+        used: &[SaRef],
+        rng: &mut dyn Rng,
+        actions: &mut VecDeque<GcksAction>,
+    ) -> Result<(), GcksError> {
+        let Some(addr) = req.peer else {
+            return Ok(());
+        };
+        let mut moved = Vec::new();
+        for policy in (0..self.cfg.teks.len()).filter(|&p| self.cfg.teks[p].per_sender) {
+            let held = self.teks.iter_mut().find(|t| {
+                t.policy == policy
+                    && t.retire_at.is_none()
+                    && t.sender.as_ref().is_some_and(|s| s.identity == identity)
+            });
+            if let Some(t) = held {
+                if t.sender.as_ref().is_some_and(|s| s.addr == addr) {
+                    continue;
+                }
+                t.retire_at = Some(now);
+                moved.push(t.sa(&self.cfg));
+            }
+            let mut taken = used.to_vec();
+            taken.extend(self.spis());
+            let mut tek = self.new_tek(now, policy, None, &taken, rng)?;
+            tek.sender = Some(SenderSa {
+                identity: identity.to_owned(),
+                addr,
+            });
+            info!(
+                "{}: sender {identity} at {addr} gets its own SA {:?}",
+                self.name(),
+                tek.sa(&self.cfg)
+            );
+            self.unannounced.push(tek.spi);
+            self.teks.push(tek);
+        }
+        let deletes = Delete::for_sas(&moved);
+        self.send_teks(now, &[], &deletes, Audience::All, rng, actions)
+    }
+
+    /// Retires the per-sender SAs of `identity` at once; their SAs, for
+    /// the Delete the group gets.
+    fn retire_sender_sas(&mut self, now: Millis, identity: &str) -> Vec<SaRef> {
+        let mut gone = Vec::new();
+        for t in &mut self.teks {
+            if t.retire_at.is_none() && t.sender.as_ref().is_some_and(|s| s.identity == identity) {
+                t.retire_at = Some(now);
+                gone.push(t.sa(&self.cfg));
+            }
+        }
+        let spis: Vec<u32> = self
+            .teks
+            .iter()
+            .filter(|t| t.retire_at.is_some())
+            .map(|t| t.spi)
+            .collect();
+        self.unannounced.retain(|s| !spis.contains(s));
+        gone
     }
 
     fn add_member(&mut self, id: MemberId, m: Member) {
@@ -614,7 +825,12 @@ impl Group {
         }
         GsaPolicy {
             sa: tek.sa(&self.cfg),
-            src: p.src,
+            // A per-sender SA names its sender's address: the sender sends
+            // on it, the others receive (RFC 5374 source-specific SAs).
+            src: tek
+                .sender
+                .as_ref()
+                .map_or(p.src, |s| p.src.narrowed_to(s.addr)),
             dst: p.dst,
             transforms: p.transforms(),
             attrs,
@@ -813,7 +1029,7 @@ impl Group {
     fn tek_rekey_payloads(
         &self,
         now: Millis,
-        new: &[Tek],
+        new: &[&Tek],
         kwk: (&Secret, KeyWrapAlg),
         multicast: bool,
         deletes: &[Delete],
@@ -914,7 +1130,9 @@ impl Group {
                 .map_err(|e| GcksError::Crypto(e.to_string()))?,
             None => Vec::new(),
         };
-        self.switch_kek(now, next, wraps, rng, actions)
+        self.switch_kek(now, next, wraps, rng, actions)?;
+        // Now everyone holds the Rekey SA the joiners hold.
+        self.announce(now, rng, actions)
     }
 
     /// Replaces every TEK: new SAs with the reserved SPIs, old ones deleted
@@ -976,7 +1194,8 @@ impl Group {
             taken.extend(self.spis());
             taken.extend(new.iter().map(|t: &Tek| t.sa(&self.cfg)));
             let old = &self.teks[i];
-            let tek = self.new_tek(now, old.policy, Some(old.next_spi), &taken, rng)?;
+            let mut tek = self.new_tek(now, old.policy, Some(old.next_spi), &taken, rng)?;
+            tek.sender = old.sender.clone();
             deleted.push(old.sa(&self.cfg));
             new.push(tek);
         }
@@ -984,15 +1203,48 @@ impl Group {
             self.teks[i].retire_at = Some(now + dtd);
         }
         let deletes = Delete::for_sas(&deleted);
-        // Multicast: wrapped under the current Rekey SA's GSK_w.
+        // Replaced before they were announced: the new ones are.
+        let replaced: Vec<u32> = which.iter().map(|&i| self.teks[i].spi).collect();
+        self.unannounced.retain(|spi| !replaced.contains(spi));
+        let refs: Vec<&Tek> = new.iter().collect();
+        self.send_teks(now, &refs, &deletes, Audience::All, rng, actions)?;
+        info!("{}: rekeyed {} Data-Security SA(s)", self.name(), new.len());
+        self.teks.extend(new);
+        Ok(())
+    }
+
+    /// Sends `new` TEKs and `deletes` to the group: one GSA_REKEY (keys
+    /// under the current Rekey SA's GSK_w) and a GSA_INBAND_REKEY to each
+    /// inband member (keys under its IKE SA's GSK_w, §2.4.2); or to the
+    /// inband members only, but one.
+    fn send_teks(
+        &mut self,
+        now: Millis,
+        new: &[&Tek],
+        deletes: &[Delete],
+        to: Audience,
+        rng: &mut dyn Rng,
+        actions: &mut VecDeque<GcksAction>,
+    ) -> Result<(), GcksError> {
+        if new.is_empty() && deletes.is_empty() {
+            return Ok(());
+        }
+        let skip = match to {
+            Audience::All => None,
+            Audience::Inband { skip } => skip,
+        };
         if let Some(kek) = &self.kek
+            && to == Audience::All
             && self.multicast_members()
         {
             let kwa = self.cfg.rekey.as_ref().expect("KEK").kwa_alg();
-            let payloads = self.tek_rekey_payloads(now, &new, (&kek.gsk_w, kwa), true, &deletes)?;
+            let payloads = if new.is_empty() {
+                deletes.iter().cloned().map(Payload::Delete).collect()
+            } else {
+                self.tek_rekey_payloads(now, new, (&kek.gsk_w, kwa), true, deletes)?
+            };
             self.send_rekey(now, &payloads, rng, actions)?;
         }
-        // Inband: each member's own IKE SA and KWK (§2.4.2).
         for id in &self.inband {
             let Some(Member {
                 ike_kwk: Some((kwk, kwa)),
@@ -1001,15 +1253,57 @@ impl Group {
             else {
                 continue;
             };
-            let payloads = self.tek_rekey_payloads(now, &new, (kwk, *kwa), false, &deletes)?;
+            if Some(*id) == skip {
+                continue;
+            }
+            let payloads = if new.is_empty() {
+                deletes.iter().cloned().map(Payload::Delete).collect()
+            } else {
+                self.tek_rekey_payloads(now, new, (kwk, *kwa), false, deletes)?
+            };
             actions.push_back(GcksAction::InbandRekey {
                 member: *id,
                 payloads,
             });
         }
-        info!("{}: rekeyed {} Data-Security SA(s)", self.name(), new.len());
-        self.teks.extend(new);
         Ok(())
+    }
+
+    /// Tells the multicast members of the per-sender SAs they have not
+    /// heard of (`unannounced`): after a join flush, or at once when none
+    /// is pending.
+    fn announce(
+        &mut self,
+        now: Millis,
+        rng: &mut dyn Rng,
+        actions: &mut VecDeque<GcksAction>,
+    ) -> Result<(), GcksError> {
+        if self.unannounced.is_empty() || self.join_flush_at.is_some() {
+            return Ok(());
+        }
+        let spis = std::mem::take(&mut self.unannounced);
+        let teks: Vec<&Tek> = self
+            .teks
+            .iter()
+            .filter(|t| spis.contains(&t.spi) && t.retire_at.is_none())
+            .collect();
+        if teks.is_empty() {
+            return Ok(());
+        }
+        let Some(kek) = &self.kek else {
+            return Ok(());
+        };
+        if !self.multicast_members() {
+            return Ok(());
+        }
+        let kwa = self.cfg.rekey.as_ref().expect("KEK").kwa_alg();
+        let payloads = self.tek_rekey_payloads(now, &teks, (&kek.gsk_w, kwa), true, &[])?;
+        info!(
+            "{}: announcing {} sender SA(s) to the group",
+            self.name(),
+            teks.len()
+        );
+        self.send_rekey(now, &payloads, rng, actions)
     }
 
     // ---- membership changes ----
@@ -1048,7 +1342,10 @@ impl Group {
         let Some(m) = self.take_member(id) else {
             return;
         };
+        // Its own SAs go with it (a Delete after the rekey, if any).
+        let gone = self.retire_sender_sas(now, &m.identity);
         let result = (|| -> Result<(), GcksError> {
+            let deletes = Delete::for_sas(&gone);
             if m.inband {
                 actions.push_back(GcksAction::InbandRekey {
                     member: id,
@@ -1069,13 +1366,14 @@ impl Group {
                 self.switch_kek(now, next, wraps, rng, actions)?;
             } else {
                 // A flat multicast member leaving needs no rekey: nothing it
-                // holds is its own.
-                return Ok(());
+                // holds is its own, but its sender SAs.
+                return self.send_teks(now, &[], &deletes, Audience::All, rng, actions);
             }
             let current: Vec<usize> = (0..self.teks.len())
                 .filter(|&i| self.teks[i].retire_at.is_none())
                 .collect();
-            self.replace_teks(now, &current, used, rng, actions)
+            self.replace_teks(now, &current, used, rng, actions)?;
+            self.send_teks(now, &[], &deletes, Audience::All, rng, actions)
         })();
         if let Err(e) = result {
             warn!(
@@ -1233,9 +1531,10 @@ impl Group {
             })
             .collect();
         self.replace_teks(now, &due, used, rng, actions)?;
-        // A TEK policy whose SA expired without replacement starts over.
+        // A TEK policy whose SA expired without replacement starts over
+        // (a per-sender SA with its sender's next registration).
         for policy in 0..self.cfg.teks.len() {
-            if !self.teks.iter().any(|t| t.policy == policy) {
+            if !self.cfg.teks[policy].per_sender && !self.teks.iter().any(|t| t.policy == policy) {
                 warn!("{}: TEK {} expired unreplaced", self.name(), policy);
                 let mut taken = used.to_vec();
                 taken.extend(self.spis());

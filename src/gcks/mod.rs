@@ -10,7 +10,7 @@ mod group;
 mod sag;
 
 use std::collections::{HashSet, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use log::{debug, info, warn};
 
@@ -40,6 +40,9 @@ pub struct Registration<'a> {
     /// `senders`) and refuses it if any is excluded; the first allowed one
     /// names the member. Empty: nothing authenticated, refused.
     pub identities: &'a [&'a str],
+    /// The peer's address (its IKE SA's), which a per-sender SA's source
+    /// selector is narrowed to; None where the host does not know it.
+    pub peer: Option<IpAddr>,
     pub exchange: ExchangeType,
     /// The request's payloads inside SK: IDg, SAg, notifications.
     pub payloads: &'a [Payload],
@@ -170,33 +173,40 @@ impl Gcks {
     /// Answers a registration request: the response's payloads inside SK
     /// (GSA, KD and notifications, or one error notification).
     pub fn handle_registration(&mut self, now: Millis, req: &Registration<'_>) -> Vec<Payload> {
+        self.answer_registration(now, req).0
+    }
+
+    /// As `handle_registration`, with the reason of a refusal for the
+    /// operator's log (None when the member was not refused). The engine
+    /// logs refusals only at debug level: the host logs the one line.
+    pub fn answer_registration(
+        &mut self,
+        now: Millis,
+        req: &Registration<'_>,
+    ) -> (Vec<Payload>, Option<String>) {
+        let refused = |n: NotifyType, why: String| {
+            debug!("registration of {} refused with {n}: {why}", req.who());
+            (vec![Payload::Notify(Notify::plain(n))], Some(why))
+        };
         let idg = req.payloads.iter().find_map(|p| match p {
             Payload::Idg(g) => Some(g),
             _ => None,
         });
         let Some(idg) = idg else {
-            warn!("registration from {} without IDg", req.who());
-            return vec![Payload::Notify(Notify::plain(NotifyType::INVALID_SYNTAX))];
+            return refused(NotifyType::INVALID_SYNTAX, "no IDg payload".into());
         };
         let Some(i) = self.group_index(idg) else {
-            // The host logs the refusal (INVALID_GROUP_ID): one line each.
-            debug!("{} asked for unknown group {:?}", req.who(), idg);
-            return vec![Payload::Notify(Notify::plain(NotifyType::INVALID_GROUP_ID))];
+            return refused(
+                NotifyType::INVALID_GROUP_ID,
+                format!("no group {}", String::from_utf8_lossy(&idg.data)),
+            );
         };
         let used = self.used_spis();
         self.dirty.insert(idg.clone());
         let group = &mut self.groups[i];
         match group.register(now, req, &used, &mut *self.rng, &mut self.actions) {
-            Ok(payloads) => payloads,
-            Err(notify) => {
-                debug!(
-                    "registration of {} to {} refused: {}",
-                    req.who(),
-                    group.name(),
-                    notify
-                );
-                vec![Payload::Notify(Notify::plain(notify))]
-            }
+            Ok(payloads) => (payloads, None),
+            Err(r) => refused(r.notify, r.why),
         }
     }
 

@@ -8,7 +8,7 @@
 mod keypath;
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use log::{debug, info, warn};
 
@@ -281,6 +281,9 @@ pub struct Gm {
     teks: Vec<Tek>,
     path: WorkingKeyPath,
     sender_ids: Vec<u32>,
+    /// This member's address on the network the group's traffic uses,
+    /// which tells its own per-sender SA from the others'.
+    local: Option<IpAddr>,
     /// Highest Message ID taken per Rekey SA, kept across registrations
     /// (M011, M012).
     seen_message_ids: Vec<(RekeySpi, u32)>,
@@ -357,6 +360,7 @@ impl Gm {
             teks: Vec::new(),
             path: WorkingKeyPath::default(),
             sender_ids: Vec::new(),
+            local: None,
             seen_message_ids: Vec::new(),
             reregister_at: None,
             reregister_sent: None,
@@ -368,6 +372,13 @@ impl Gm {
 
     pub fn group(&self) -> &GroupId {
         &self.cfg.group
+    }
+
+    /// Tells the GM its own address (its IKE SA's), by which it knows
+    /// which per-sender SA is its own to send on. Without one it sends on
+    /// every single-sender SA it gets.
+    pub fn set_local_address(&mut self, addr: Option<IpAddr>) {
+        self.local = addr;
     }
 
     /// The G-IKEv2 payloads of a GSA_AUTH or GSA_REGISTRATION request.
@@ -952,6 +963,15 @@ impl Gm {
         policy: &Policy,
         registration: bool,
     ) {
+        // Announced again (a sender hears of its own SA): nothing new.
+        if self
+            .teks
+            .iter()
+            .any(|t| t.sa == p.sa && t.delete_at.is_none())
+        {
+            debug!("{:?} is held already", p.sa);
+            return;
+        }
         let encr = p
             .transform(TransformType::ENCR)
             .map(|t| (EncrId(t.id), t.key_length()));
@@ -1000,14 +1020,27 @@ impl Gm {
             self.actions.push_back(GmAction::Install(base.clone()));
             tek.inbound = true;
         }
-        if self.cfg.role.send {
+        // A single-sender SA (32-bit sequential numbers, M061) is sent on by
+        // its sender only: the one whose address its source selector
+        // names, as the GCKS narrows a per-sender SA's. An SA several
+        // senders share in counter mode is not sent on at all: Linux cannot
+        // put the Sender-ID into its IVs, which would repeat (§2.5).
+        let single = sn == SnId::SEQ32;
+        let mine = !single || self.local.is_none_or(|a| p.src.contains_addr(a));
+        if self.cfg.role.send && mine && counter && !single {
+            warn!(
+                "{:?}: senders share this counter-mode SA and this kernel cannot keep \
+                 their IVs apart: receiving only",
+                p.sa
+            );
+        } else if self.cfg.role.send && mine {
             let mut out = TekInstall {
                 direction: SaDirection::Outbound,
                 replay_window: 0,
                 ..base
             };
             let mut ok = true;
-            if counter {
+            if counter && !single {
                 match (self.sender_ids.first(), policy.sender_id_bits) {
                     (Some(&id), Some(bits)) => out.sender_id = Some((id, bits)),
                     (Some(&id), None) => out.sender_id = Some((id, 0)),

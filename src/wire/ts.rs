@@ -53,6 +53,24 @@ impl TrafficSelector {
     }
 
     /// The address if the range holds exactly one.
+    /// Whether `addr` lies in this selector's address range.
+    pub fn contains_addr(&self, addr: IpAddr) -> bool {
+        match (self.addrs, addr) {
+            (AddrRange::V4(a, b), IpAddr::V4(x)) => a <= x && x <= b,
+            (AddrRange::V6(a, b), IpAddr::V6(x)) => a <= x && x <= b,
+            _ => false,
+        }
+    }
+
+    /// This selector with its address range narrowed to `addr` alone
+    /// (protocol and ports kept).
+    pub fn narrowed_to(&self, addr: IpAddr) -> Self {
+        Self {
+            addrs: Self::host(addr, 0, 0).addrs,
+            ..*self
+        }
+    }
+
     pub fn single_addr(&self) -> Option<IpAddr> {
         match self.addrs {
             AddrRange::V4(a, b) if a == b => Some(a.into()),

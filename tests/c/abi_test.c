@@ -524,7 +524,7 @@ static gikev2_error_t register_member(member_t *m, uint8_t exchange, uint16_t *r
 
 	OK(gikev2_gm_registration_payloads(m->gm, req, &req_len));
 	CHECK(req_len > 4 && req[0] == PT_IDG);
-	OK(gikev2_gcks_registration(gcks, now, m->member_id, &m->identity, 1, exchange, req, req_len,
+	OK(gikev2_gcks_registration(gcks, now, m->member_id, &m->identity, 1, NULL, exchange, req, req_len,
 								m->sk_d, sizeof(m->sk_d), PRF_HMAC_SHA2_256, KW_5649_256,
 								resp, &resp_len));
 	return gikev2_gm_registration_response(m->gm, now, exchange, resp, resp_len, m->sk_d,
@@ -653,13 +653,13 @@ static void add_groups(const char *key_path, const char *dir)
 		"id", "members", "senders", "sender_id_bits", "atd", "dtd",
 		"rekey.address", "rekey.source", "rekey.proposal", "rekey.auth", "rekey.key",
 		"rekey.lifetime", "key_management", "lkh_degree",
-		"tek.feed.destination", "tek.feed.source",
+		"tek.feed.destination", "tek.feed.source", "tek.feed.single_sender",
 	};
 	const char *a_values[] = {
 		"market-data", "*@example.com", "sender*@example.com", "8", "2s", "5s",
 		"239.1.1.2:848", "10.1.0.1:848", "aes256gcm16-kwaes256", "signature", key_path,
 		"2h", "lkh", "2",
-		"239.1.1.1[udp/5000]", "10.1.0.0/16",
+		"239.1.1.1[udp/5000]", "10.1.0.0/16", "yes",
 	};
 	const char *b_keys[] = {
 		"id", "members", "rekey.address", "rekey.auth", "dtd",
@@ -743,7 +743,7 @@ static void bad_input(void)
 	CHECK(len == req_len);
 
 	resp_len = sizeof(resp);
-	EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, &m->identity, 1, GSA_AUTH, req,
+	EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, &m->identity, 1, NULL, GSA_AUTH, req,
 									req_len - 1, m->sk_d, 32, PRF_HMAC_SHA2_256, KW_5649_256,
 									resp, &resp_len),
 		   GIKEV2_ERR_DECODE);
@@ -751,22 +751,22 @@ static void bad_input(void)
 	CHECK(resp_len == 8 && resp[0] == PT_NOTIFY && resp[2] == 0 && resp[3] == 4);
 	CHECK(resp[6] == 0 && resp[7] == N_INVALID_SYNTAX);
 	resp_len = sizeof(resp);
-	EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, &m->identity, 1, GSA_AUTH, NULL,
+	EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, &m->identity, 1, NULL, GSA_AUTH, NULL,
 									req_len, m->sk_d, 32, PRF_HMAC_SHA2_256, KW_5649_256,
 									resp, &resp_len),
 		   GIKEV2_ERR_NULL);
-	EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, NULL, 1, GSA_AUTH, req, req_len,
+	EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, NULL, 1, NULL, GSA_AUTH, req, req_len,
 									m->sk_d, 32, PRF_HMAC_SHA2_256, KW_5649_256, resp,
 									&resp_len),
 		   GIKEV2_ERR_NULL);
-	EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, &m->identity, 1, 35, req, req_len,
+	EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, &m->identity, 1, NULL, 35, req, req_len,
 									m->sk_d, 32, PRF_HMAC_SHA2_256, KW_5649_256, resp,
 									&resp_len),
 		   GIKEV2_ERR_INVALID_ARG);
-	EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, &m->identity, 1, GSA_AUTH, req,
+	EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, &m->identity, 1, NULL, GSA_AUTH, req,
 									req_len, m->sk_d, 32, 99, KW_5649_256, resp, &resp_len),
 		   GIKEV2_ERR_UNSUPPORTED);
-	EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, &m->identity, 1, GSA_AUTH, req,
+	EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, &m->identity, 1, NULL, GSA_AUTH, req,
 									req_len, m->sk_d, 0, PRF_HMAC_SHA2_256, KW_5649_256,
 									resp, &resp_len),
 		   GIKEV2_ERR_INVALID_ARG);
@@ -852,14 +852,14 @@ int main(int argc, char **argv)
 		size_t req_len = sizeof(req), resp_len = 16, need;
 
 		OK(gikev2_gm_registration_payloads(m->gm, req, &req_len));
-		EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, &m->identity, 1, GSA_AUTH, req,
+		EXPECT(gikev2_gcks_registration(gcks, now, m->member_id, &m->identity, 1, NULL, GSA_AUTH, req,
 										req_len, m->sk_d, 32, PRF_HMAC_SHA2_256, KW_5649_256,
 										resp, &resp_len),
 			   GIKEV2_ERR_BUFFER_TOO_SMALL);
 		need = resp_len;
 		CHECK(need > 16 && need < sizeof(resp));
 		resp_len = sizeof(resp);
-		OK(gikev2_gcks_registration(gcks, now, m->member_id, &m->identity, 1, GSA_AUTH, req,
+		OK(gikev2_gcks_registration(gcks, now, m->member_id, &m->identity, 1, NULL, GSA_AUTH, req,
 									req_len, m->sk_d, 32, PRF_HMAC_SHA2_256, KW_5649_256, resp,
 									&resp_len));
 		CHECK(resp_len == need);
@@ -878,7 +878,8 @@ int main(int argc, char **argv)
 		CHECK(refused == 0);
 		pump();
 	}
-	/* the sender holds an outbound SA with its Sender-ID */
+	/* the sender holds the outbound SA; single-sender (32-bit sequential
+	 * numbers keep its IVs apart), so no Sender-ID goes into them */
 	{
 		member_t *s = &members[a_first + 4];
 		bool found = false;
@@ -888,7 +889,7 @@ int main(int argc, char **argv)
 			if (s->sas[j].dir == GIKEV2_DIR_OUT)
 			{
 				found = true;
-				CHECK(s->sas[j].has_sender_id && s->sas[j].sender_id_bits == 8);
+				CHECK(!s->sas[j].has_sender_id);
 				CHECK(s->sas[j].encr_id == 20 && s->sas[j].elen == 36); /* AES-GCM-256 */
 				CHECK(s->sas[j].integ_id == 0 && s->sas[j].ilen == 0);
 			}
@@ -1025,7 +1026,7 @@ int main(int argc, char **argv)
 
 		OK(gikev2_gm_leave_payloads(b1->gm, N_REGISTRATION_FAILED, req, &req_len));
 		CHECK(req[0] == PT_IDG);
-		OK(gikev2_gcks_registration(gcks, now, b1->member_id, &b1->identity, 1, GSA_REGISTRATION,
+		OK(gikev2_gcks_registration(gcks, now, b1->member_id, &b1->identity, 1, NULL, GSA_REGISTRATION,
 									req, req_len, b1->sk_d, 32, PRF_HMAC_SHA2_256,
 									KW_5649_256, resp, &resp_len));
 		CHECK(resp_len == 0);

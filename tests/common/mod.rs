@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
 
 use gikev2::crypto::{KeyWrapAlg, PrfAlg, Secret, SeededRng, SigAlg, SigningKey};
 use gikev2::gcks::{Gcks, GcksAction, MemberId, Registration};
@@ -32,7 +33,8 @@ pub fn group_id() -> GroupId {
 }
 
 /// A group like a market-data feed: AES-GCM ESP to 239.1.1.1, a signed
-/// multicast Rekey SA, LKH of the given degree.
+/// multicast Rekey SA, LKH of the given degree; receivers only (the
+/// source sends from outside it).
 pub fn config(key_management: KeyManagement, member_limit: u32) -> GroupConfig {
     GroupConfig {
         id: group_id(),
@@ -40,10 +42,11 @@ pub fn config(key_management: KeyManagement, member_limit: u32) -> GroupConfig {
             protocol: TekProtocol::Esp,
             encr: Some((EncrId::ENCR_AES_GCM_16, Some(256))),
             integ: IntegId::NONE,
-            src: TrafficSelector::addr("10.1.0.0".parse().unwrap()),
+            src: gikev2::config::parse_ts("10.1.0.0/16").unwrap(),
             dst: TrafficSelector::host("239.1.1.1".parse().unwrap(), 17, 5000),
             lifetime_secs: 3600,
             single_sender: false,
+            per_sender: false,
         }],
         rekey: Some(RekeyPolicy {
             dst: "239.1.1.2:848".parse().unwrap(),
@@ -63,13 +66,23 @@ pub fn config(key_management: KeyManagement, member_limit: u32) -> GroupConfig {
         key_management,
         authorization: Authorization {
             members: vec![IdentityPattern("*@example.com".into())],
-            senders: vec![IdentityPattern("sender*@example.com".into())],
+            senders: Vec::new(),
         },
         member_limit,
         max_sender_ids: 4,
         mode: Mode::Tunnel,
         rekey_margin_secs: 60,
     }
+}
+
+/// The same group with senders (`sender*@example.com`): AES-GCM is a
+/// counter mode, so each sender gets an SA of its own (§2.5), which the
+/// group has only once a sender registered.
+pub fn sender_config(key_management: KeyManagement, member_limit: u32) -> GroupConfig {
+    let mut cfg = config(key_management, member_limit);
+    cfg.authorization.senders = vec![IdentityPattern("sender*@example.com".into())];
+    cfg.teks[0].per_sender = true;
+    cfg
 }
 
 /// One group member: the engine, its IKE SA keys and its kernel's SAs.
@@ -89,6 +102,8 @@ pub struct Member {
     pub rekey_errors: Vec<String>,
     /// GSA_REKEY messages on Rekey SAs it does not hold.
     pub unknown_spi: usize,
+    /// Its address, which its IKE SA comes from and its traffic.
+    pub addr: IpAddr,
 }
 
 impl Member {
@@ -172,16 +187,18 @@ impl Sim {
     /// Adds a GM that has not registered yet; returns its index.
     pub fn add(&mut self, identity: &str, role: Role) -> usize {
         let idx = self.members.len();
+        let addr = Self::addr_of(idx);
         let cfg = MembershipConfig {
             group: group_id(),
             role,
             sender_ids: 1,
             offer: None,
         };
-        let gm = Gm::new(
+        let mut gm = Gm::new(
             cfg,
             Box::new(SeededRng::from_u64(self.seed ^ (idx as u64 + 1) << 20)),
         );
+        gm.set_local_address(Some(addr));
         let sk_d = Secret::new(vec![idx as u8 ^ 0x5a; 32]);
         self.members.push(Member {
             id: MemberId(idx as u64 + 1),
@@ -195,8 +212,19 @@ impl Sim {
             retry_delays: Vec::new(),
             rekey_errors: Vec::new(),
             unknown_spi: 0,
+            addr,
         });
         idx
+    }
+
+    /// The address of member `idx`, inside the group's source selector.
+    pub fn addr_of(idx: usize) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(
+            10,
+            1,
+            (idx / 250) as u8,
+            (idx % 250) as u8 + 1,
+        ))
     }
 
     /// Runs a registration exchange for member `idx`.
@@ -219,6 +247,7 @@ impl Sim {
             &Registration {
                 member: m.id,
                 identities: &[&m.identity],
+                peer: Some(m.addr),
                 exchange,
                 payloads: &request,
                 ike: Self::ike(&m.sk_d),
@@ -236,6 +265,7 @@ impl Sim {
             &Registration {
                 member: MemberId(member),
                 identities: &[identity],
+                peer: None,
                 exchange: ExchangeType::GSA_AUTH,
                 payloads: &request,
                 ike: Self::ike(&sk_d),

@@ -66,10 +66,11 @@
 //! GM then missed, fall inside the range named as skipped.
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::net::IpAddr;
 
 use zeroize::Zeroizing;
 
-use super::{Group, Kek, Member, RECENT_REKEYS, RekeySummary, Tek};
+use super::{Group, Kek, Member, RECENT_REKEYS, RekeySummary, SenderSa, Tek};
 use crate::crypto::{Rng, Secret, SkProtection, split_rekey_keymat};
 use crate::gcks::{MemberId, Millis};
 use crate::lkh::{LkhTree, MemberSlot};
@@ -141,7 +142,12 @@ fn config_identity(cfg: &GroupConfig) -> Vec<(&'static str, Vec<u8>)> {
         teks.extend_from_slice(&encr.to_be_bytes());
         teks.extend_from_slice(&bits.to_be_bytes());
         teks.extend_from_slice(&t.integ.0.to_be_bytes());
-        teks.push(u8::from(t.single_sender));
+        // 0 shared, 1 single sender, 2 per sender (older files: 0 or 1)
+        teks.push(if t.per_sender {
+            2
+        } else {
+            u8::from(t.single_sender)
+        });
         t.src.encode(&mut teks);
         t.dst.encode(&mut teks);
     }
@@ -220,6 +226,13 @@ impl Group {
             e.u64(remaining(now, t.expires));
             e.u32(t.next_spi);
             e.opt(t.retire_at, |e, r| e.u64(remaining(now, r)));
+            e.opt(t.sender.as_ref(), |e, s| {
+                e.str(&s.identity);
+                match s.addr {
+                    IpAddr::V4(a) => e.bytes(&a.octets()),
+                    IpAddr::V6(a) => e.bytes(&a.octets()),
+                }
+            });
         }
         e.opt(self.lkh.as_ref(), |e, t| t.encode_state(e));
         let mut members: Vec<(&MemberId, &Member)> =
@@ -251,6 +264,10 @@ impl Group {
         e.count(self.excluded.len());
         for x in &self.excluded {
             e.str(x);
+        }
+        e.count(self.unannounced.len());
+        for spi in &self.unannounced {
+            e.u32(*spi);
         }
         e.finish()
     }
@@ -312,7 +329,7 @@ impl Group {
         g.kek_next = kek_next;
         let n = d.count(23, "Data-Security SAs")?;
         g.teks = (0..n)
-            .map(|_| g.decode_tek(&mut d, &clock))
+            .map(|_| g.decode_tek(&mut d, &clock, v))
             .collect::<Result<_, _>>()?;
         g.lkh = match (
             d.opt("key tree", |d| {
@@ -367,6 +384,12 @@ impl Group {
         g.excluded = (0..n)
             .map(|_| d.string("excluded identity"))
             .collect::<Result<BTreeSet<_>, _>>()?;
+        if v >= 2 {
+            let n = d.count(4, "unannounced sender SAs")?;
+            g.unannounced = (0..n)
+                .map(|_| d.u32("unannounced sender SA"))
+                .collect::<Result<_, _>>()?;
+        }
         d.end()?;
 
         g.restore_members(members)?;
@@ -414,13 +437,26 @@ impl Group {
         })
     }
 
-    fn decode_tek(&self, d: &mut Dec<'_>, clock: &Clock) -> Result<Tek, StateError> {
+    fn decode_tek(&self, d: &mut Dec<'_>, clock: &Clock, version: u16) -> Result<Tek, StateError> {
         let policy = usize::from(d.u16("Data-Security SA policy")?);
         let spi = d.u32("Data-Security SA SPI")?;
         let keymat = Secret::from_slice(d.bytes("Data-Security SA keys")?);
         let expires = clock.expiry(d.u64("Data-Security SA expiry")?);
         let next_spi = d.u32("next Data-Security SA SPI")?;
         let retire_at = d.opt("retirement", |d| Ok(clock.at(d.u64("retirement")?)))?;
+        let sender = if version >= 2 {
+            d.opt("sender of the SA", |d| {
+                let identity = d.string("sender identity")?;
+                let addr = match d.bytes("sender address")? {
+                    b if b.len() == 4 => IpAddr::from(<[u8; 4]>::try_from(b).expect("4")),
+                    b if b.len() == 16 => IpAddr::from(<[u8; 16]>::try_from(b).expect("16")),
+                    _ => return Err(corrupt("sender address of another length")),
+                };
+                Ok(SenderSa { identity, addr })
+            })?
+        } else {
+            None
+        };
         let p = self
             .cfg
             .teks
@@ -432,6 +468,11 @@ impl Group {
         if spi <= 255 || next_spi <= 255 {
             return Err(corrupt("reserved Data-Security SA SPI"));
         }
+        if sender.is_some() != p.per_sender {
+            return Err(corrupt(
+                "a sender where the policy has none, or none where it has",
+            ));
+        }
         Ok(Tek {
             policy,
             spi,
@@ -439,6 +480,7 @@ impl Group {
             expires,
             next_spi,
             retire_at,
+            sender,
         })
     }
 
