@@ -421,13 +421,6 @@ typedef struct gikev2_gm_action_t {
      */
     uint32_t replay_window;
     /**
-     * INSTALL (outbound, counter modes): the Sender-ID to put in the IV's
-     * first `sender_id_bits` bits.
-     */
-    bool has_sender_id;
-    uint32_t sender_id;
-    uint16_t sender_id_bits;
-    /**
      * LISTEN_REKEY, STOP_REKEY: the Rekey SA's SPI (the IKE header's
      * initiator SPI followed by the responder SPI).
      */

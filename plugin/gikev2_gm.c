@@ -648,13 +648,6 @@ static void install(membership_t *m, gikev2_gm_action_t *a, chunk_t encr,
 	{
 		sa->src = host_create_any(sa->dst->get_family(sa->dst));
 	}
-	if (a->has_sender_id)
-	{
-		DBG1(DBG_KNL, "gikev2: Sender-ID %u (%u bits) for SA %.8x can not be "
-			 "put into IVs by this kernel interface", a->sender_id,
-			 a->sender_id_bits, a->spi);
-	}
-
 	src_list = linked_list_create_with_items(sa->src_ts, NULL);
 	dst_list = linked_list_create_with_items(sa->dst_ts, NULL);
 	if (charon->kernel->alloc_reqid(charon->kernel, inbound ? dst_list : src_list,

@@ -244,10 +244,6 @@ fn senders_never_share_an_sa_or_a_sender_id() {
         assert_eq!(outbound.len(), 1, "{} sends on one SA", m.identity);
         let ((sa, _), t) = outbound[0];
         assert_eq!(t.src.single_addr(), Some(Sim::addr_of(i)), "narrowed to it");
-        assert_eq!(
-            t.sender_id, None,
-            "a single-sender SA needs none in its IVs"
-        );
         own.push((*sa, t.encr_key.expose().to_vec()));
     }
     let mut spis: Vec<_> = own.iter().map(|(sa, _)| *sa).collect();
@@ -660,6 +656,81 @@ fn sender_id_wider_than_its_bits_is_refused_and_registers_again() {
 
 /// A sender holding no Sender-ID that is handed a counter-mode TEK must not
 /// install it and must ask to register again (M025, M026).
+/// A GM never sends on a counter-mode SA several senders share (SN
+/// UNSPECIFIED32, as another GCKS may hand out): Linux cannot put its
+/// Sender-ID into the IVs. It receives on it, and keeps sending on its own.
+#[test]
+fn a_sender_does_not_send_on_a_shared_counter_mode_sa() {
+    let mut cfg = sender_config(KeyManagement::Flat, 8);
+    cfg.rekey = None;
+    cfg.delivery = Delivery::Inband;
+    let mut sim = Sim::new(cfg, 37);
+    let idx = sim.join("sender1@example.com", sender()).unwrap();
+    let m = &mut sim.members[idx];
+    assert!(
+        !m.gm.status(sim.now).sender_ids.is_empty(),
+        "it has a Sender-ID"
+    );
+    let own: Vec<SaRef> = m
+        .kernel
+        .keys()
+        .filter(|(_, d)| *d == SaDirection::Outbound)
+        .map(|(sa, _)| *sa)
+        .collect();
+    assert_eq!(own.len(), 1);
+
+    let gsk_w = Sim::ike(&m.sk_d).default_kwk().unwrap();
+    let gcm = EncrAlg::new(EncrId::ENCR_AES_GCM_16, Some(256)).unwrap();
+    let keymat = Secret::new(vec![
+        7;
+        gikev2::crypto::data_keymat_len(
+            Some(gcm),
+            IntegAlg::NONE
+        )
+        .unwrap()
+    ]);
+    let shared = SaRef::Esp(0x5a5a_0001);
+    let payloads = vec![
+        Payload::Gsa(Gsa {
+            policies: vec![GroupPolicy::Sa(GsaPolicy {
+                sa: shared,
+                src: common::config(LKH4, 1).teks[0].src,
+                dst: common::config(LKH4, 1).teks[0].dst,
+                transforms: vec![
+                    Transform::encr(EncrId::ENCR_AES_GCM_16, Some(256)),
+                    Transform::sn(SnId::UNSPECIFIED32),
+                ],
+                attrs: vec![],
+            })],
+        }),
+        Payload::Kd(Kd {
+            bags: vec![KeyBag::Group(GroupKeyBag {
+                sa: shared,
+                sa_keys: vec![WrappedKey {
+                    key_id: 0,
+                    kwk_id: 0,
+                    encrypted: KeyWrapAlg::Kw5649_256
+                        .wrap(gsk_w.expose(), keymat.expose())
+                        .unwrap(),
+                }],
+                other: vec![],
+            })],
+        }),
+    ];
+    m.gm.handle_inband_rekey(sim.now, &payloads, Sim::ike(&m.sk_d))
+        .unwrap();
+    sim.pump();
+    sim.advance(5_000);
+    let m = &sim.members[idx];
+    assert!(m.kernel.contains_key(&(shared, SaDirection::Inbound)));
+    assert!(!m.kernel.contains_key(&(shared, SaDirection::Outbound)));
+    assert!(
+        m.kernel.contains_key(&(own[0], SaDirection::Outbound)),
+        "its own"
+    );
+    assert!(m.reregister.is_empty());
+}
+
 #[test]
 fn sender_without_sender_id_does_not_install_counter_mode_tek() {
     // An inband group with AES-CBC: no Sender-IDs are handed out.

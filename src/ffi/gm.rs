@@ -131,11 +131,6 @@ pub struct gikev2_gm_action_t {
     /// INSTALL: replay window; 0 disables replay protection (several
     /// senders share the SA).
     pub replay_window: u32,
-    /// INSTALL (outbound, counter modes): the Sender-ID to put in the IV's
-    /// first `sender_id_bits` bits.
-    pub has_sender_id: bool,
-    pub sender_id: u32,
-    pub sender_id_bits: u16,
     /// LISTEN_REKEY, STOP_REKEY: the Rekey SA's SPI (the IKE header's
     /// initiator SPI followed by the responder SPI).
     pub rekey_spi: [u8; GIKEV2_REKEY_SPI_LEN],
@@ -161,9 +156,6 @@ impl gikev2_gm_action_t {
         integ_id: 0,
         lifetime_secs: 0,
         replay_window: 0,
-        has_sender_id: false,
-        sender_id: 0,
-        sender_id_bits: 0,
         rekey_spi: [0; GIKEV2_REKEY_SPI_LEN],
         rekey_dst: gikev2_endpoint_t::NONE,
         reason: gikev2_reregister_reason_t::GIKEV2_REREGISTER_NONE,
@@ -629,11 +621,6 @@ fn gm_action(a: Option<&GmAction>) -> (gikev2_gm_action_t, Keys<'_>) {
             out.integ_id = t.integ.0;
             out.lifetime_secs = t.lifetime_secs;
             out.replay_window = t.replay_window;
-            if let Some((id, bits)) = t.sender_id {
-                out.has_sender_id = true;
-                out.sender_id = id;
-                out.sender_id_bits = bits;
-            }
             keys = Some((t.encr_key.expose(), t.integ_key.expose()));
         }
         Some(GmAction::Delete { sa: s, direction }) => {

@@ -425,7 +425,7 @@ impl Group {
         }
         // M061: an SA of 32-bit sequential numbers has one sender.
         if sender
-            && let Some(t) = self.cfg.teks.iter().position(|t| t.single_sender)
+            && let Some(t) = self.cfg.teks.iter().find(|t| t.single_sender)
             && let Some(other) = self
                 .members
                 .values()
@@ -434,8 +434,8 @@ impl Group {
             return refuse(
                 NotifyType::REGISTRATION_FAILED,
                 format!(
-                    "Data-Security SA policy {t} has a single sender, and {} is it",
-                    other.identity
+                    "the SA to {} has a single sender, and {} is it",
+                    t.dst, other.identity
                 ),
             );
         }
@@ -607,8 +607,6 @@ impl Group {
             actions.push_back(GcksAction::CloseIkeSa { member: req.member });
         }
         self.add_member(req.member, member);
-        // A burst of joins: flush now rather than let the refresh outgrow
-        // one message.
         // Its new sender SAs reach the rest of the group: inband members
         // now, multicast ones now or right after the pending join flush.
         let fresh: Vec<u32> = self
@@ -637,6 +635,8 @@ impl Group {
                 );
             }
         }
+        // A burst of joins: flush now rather than let the refresh outgrow
+        // one message.
         if self.join_refresh_full()
             && let Err(e) = self.flush_joins(now, rng, actions)
         {

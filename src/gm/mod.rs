@@ -95,8 +95,6 @@ pub struct TekInstall {
     pub lifetime_secs: u32,
     /// Zero when sequence numbers are not unique (several senders).
     pub replay_window: u32,
-    /// Sender-ID and its width in the IV, for counter-mode senders.
-    pub sender_id: Option<(u32, u16)>,
 }
 
 /// Why the GM asks to register again.
@@ -1004,7 +1002,6 @@ impl Gm {
             integ_key: keys.integ,
             lifetime_secs: lifetime,
             replay_window: if sn == SnId::SEQ32 { 32 } else { 0 },
-            sender_id: None,
         };
         let mut tek = Tek {
             sa: p.sa,
@@ -1034,33 +1031,18 @@ impl Gm {
                 p.sa
             );
         } else if self.cfg.role.send && mine {
-            let mut out = TekInstall {
+            let out = TekInstall {
                 direction: SaDirection::Outbound,
                 replay_window: 0,
                 ..base
             };
-            let mut ok = true;
-            if counter && !single {
-                match (self.sender_ids.first(), policy.sender_id_bits) {
-                    (Some(&id), Some(bits)) => out.sender_id = Some((id, bits)),
-                    (Some(&id), None) => out.sender_id = Some((id, 0)),
-                    (None, _) => {
-                        // M025/M026: no Sender-ID, no outbound SA.
-                        warn!("{:?}: counter mode without a Sender-ID", p.sa);
-                        self.schedule_reregister(now, ReregisterReason::NoSenderId, 0);
-                        ok = false;
-                    }
-                }
-            }
-            if ok {
-                // M010: senders install outbound; after ATD when rekeyed.
-                if registration || policy.atd == 0 {
-                    self.actions.push_back(GmAction::Install(out));
-                    tek.outbound = true;
-                    self.retire_old_outbound(p.sa);
-                } else {
-                    tek.pending_out = Some((now + policy.atd, out));
-                }
+            // M010: senders install outbound; after ATD when rekeyed.
+            if registration || policy.atd == 0 {
+                self.actions.push_back(GmAction::Install(out));
+                tek.outbound = true;
+                self.retire_old_outbound(p.sa);
+            } else {
+                tek.pending_out = Some((now + policy.atd, out));
             }
         }
         self.teks.retain(|t| t.sa != p.sa);

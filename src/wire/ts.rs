@@ -24,6 +24,28 @@ pub struct TrafficSelector {
     pub addrs: AddrRange,
 }
 
+/// As strongSwan writes selectors: `10.1.0.0-10.1.255.255`,
+/// `239.1.1.1[17/5000]`.
+impl std::fmt::Display for TrafficSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (a, b): (IpAddr, IpAddr) = match self.addrs {
+            AddrRange::V4(a, b) => (a.into(), b.into()),
+            AddrRange::V6(a, b) => (a.into(), b.into()),
+        };
+        if a == b {
+            write!(f, "{a}")?;
+        } else {
+            write!(f, "{a}-{b}")?;
+        }
+        match (self.ip_protocol, self.start_port, self.end_port) {
+            (0, 0, u16::MAX) => Ok(()),
+            (p, 0, u16::MAX) => write!(f, "[{p}]"),
+            (p, s, e) if s == e => write!(f, "[{p}/{s}]"),
+            (p, s, e) => write!(f, "[{p}/{s}-{e}]"),
+        }
+    }
+}
+
 impl TrafficSelector {
     /// A selector for exactly one address, protocol and port.
     pub fn host(addr: IpAddr, ip_protocol: u8, port: u16) -> Self {

@@ -110,9 +110,6 @@ typedef struct {
 	size_t elen;
 	uint8_t ikey[GIKEV2_MAX_KEY_LEN];
 	size_t ilen;
-	bool has_sender_id;
-	uint32_t sender_id;
-	uint16_t sender_id_bits;
 	gikev2_ts_t dst;
 } sa_t;
 
@@ -230,9 +227,6 @@ static bool pump_gm(member_t *m)
 				sa->elen = elen;
 				memcpy(sa->ikey, ik, ilen);
 				sa->ilen = ilen;
-				sa->has_sender_id = a.has_sender_id;
-				sa->sender_id = a.sender_id;
-				sa->sender_id_bits = a.sender_id_bits;
 				sa->dst = a.dst;
 				CHECK(a.mode == GIKEV2_MODE_TUNNEL);
 				CHECK(a.dst.family == GIKEV2_FAMILY_IPV4 && a.dst.start[0] == 239);
@@ -878,8 +872,8 @@ int main(int argc, char **argv)
 		CHECK(refused == 0);
 		pump();
 	}
-	/* the sender holds the outbound SA; single-sender (32-bit sequential
-	 * numbers keep its IVs apart), so no Sender-ID goes into them */
+	/* the sender holds the outbound SA: a single sender, whose 32-bit
+	 * sequential numbers keep its IVs apart */
 	{
 		member_t *s = &members[a_first + 4];
 		bool found = false;
@@ -889,7 +883,6 @@ int main(int argc, char **argv)
 			if (s->sas[j].dir == GIKEV2_DIR_OUT)
 			{
 				found = true;
-				CHECK(!s->sas[j].has_sender_id);
 				CHECK(s->sas[j].encr_id == 20 && s->sas[j].elen == 36); /* AES-GCM-256 */
 				CHECK(s->sas[j].integ_id == 0 && s->sas[j].ilen == 0);
 			}
