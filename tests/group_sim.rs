@@ -656,6 +656,43 @@ fn sender_id_wider_than_its_bits_is_refused_and_registers_again() {
 
 /// A sender holding no Sender-ID that is handed a counter-mode TEK must not
 /// install it and must ask to register again (M025, M026).
+/// The GSA and KD of a GSA_INBAND_REKEY that a GCKS (played here) sends
+/// on the IKE SA of `sk_d`: AES-GCM SA `sa`, shared by senders (32-bit
+/// unspecified numbers), its keys under that IKE SA's GSK_w.
+fn shared_gcm_tek(sk_d: &Secret, sa: SaRef, bits: u16) -> Vec<Payload> {
+    let gsk_w = Sim::ike(sk_d).default_kwk().unwrap();
+    let gcm = EncrAlg::new(EncrId::ENCR_AES_GCM_16, Some(bits)).unwrap();
+    let len = gikev2::crypto::data_keymat_len(Some(gcm), IntegAlg::NONE).unwrap();
+    let keymat = Secret::new(vec![9; len]);
+    vec![
+        Payload::Gsa(Gsa {
+            policies: vec![GroupPolicy::Sa(GsaPolicy {
+                sa,
+                src: common::config(LKH4, 1).teks[0].src,
+                dst: common::config(LKH4, 1).teks[0].dst,
+                transforms: vec![
+                    Transform::encr(EncrId::ENCR_AES_GCM_16, Some(bits)),
+                    Transform::sn(SnId::UNSPECIFIED32),
+                ],
+                attrs: vec![],
+            })],
+        }),
+        Payload::Kd(Kd {
+            bags: vec![KeyBag::Group(GroupKeyBag {
+                sa,
+                sa_keys: vec![WrappedKey {
+                    key_id: 0,
+                    kwk_id: 0,
+                    encrypted: KeyWrapAlg::Kw5649_256
+                        .wrap(gsk_w.expose(), keymat.expose())
+                        .unwrap(),
+                }],
+                other: vec![],
+            })],
+        }),
+    ]
+}
+
 /// A GM never sends on a counter-mode SA several senders share (SN
 /// UNSPECIFIED32, as another GCKS may hand out): Linux cannot put its
 /// Sender-ID into the IVs. It receives on it, and keeps sending on its own.
@@ -679,44 +716,8 @@ fn a_sender_does_not_send_on_a_shared_counter_mode_sa() {
         .collect();
     assert_eq!(own.len(), 1);
 
-    let gsk_w = Sim::ike(&m.sk_d).default_kwk().unwrap();
-    let gcm = EncrAlg::new(EncrId::ENCR_AES_GCM_16, Some(256)).unwrap();
-    let keymat = Secret::new(vec![
-        7;
-        gikev2::crypto::data_keymat_len(
-            Some(gcm),
-            IntegAlg::NONE
-        )
-        .unwrap()
-    ]);
     let shared = SaRef::Esp(0x5a5a_0001);
-    let payloads = vec![
-        Payload::Gsa(Gsa {
-            policies: vec![GroupPolicy::Sa(GsaPolicy {
-                sa: shared,
-                src: common::config(LKH4, 1).teks[0].src,
-                dst: common::config(LKH4, 1).teks[0].dst,
-                transforms: vec![
-                    Transform::encr(EncrId::ENCR_AES_GCM_16, Some(256)),
-                    Transform::sn(SnId::UNSPECIFIED32),
-                ],
-                attrs: vec![],
-            })],
-        }),
-        Payload::Kd(Kd {
-            bags: vec![KeyBag::Group(GroupKeyBag {
-                sa: shared,
-                sa_keys: vec![WrappedKey {
-                    key_id: 0,
-                    kwk_id: 0,
-                    encrypted: KeyWrapAlg::Kw5649_256
-                        .wrap(gsk_w.expose(), keymat.expose())
-                        .unwrap(),
-                }],
-                other: vec![],
-            })],
-        }),
-    ];
+    let payloads = shared_gcm_tek(&m.sk_d, shared, 256);
     m.gm.handle_inband_rekey(sim.now, &payloads, Sim::ike(&m.sk_d))
         .unwrap();
     sim.pump();
@@ -750,44 +751,8 @@ fn sender_without_sender_id_does_not_install_counter_mode_tek() {
     );
 
     // The GCKS (played here) moves the group to AES-GCM by inband rekey.
-    let gsk_w = Sim::ike(&m.sk_d).default_kwk().unwrap();
-    let gcm = EncrAlg::new(EncrId::ENCR_AES_GCM_16, Some(128)).unwrap();
-    let keymat = Secret::new(vec![
-        9;
-        gikev2::crypto::data_keymat_len(
-            Some(gcm),
-            IntegAlg::NONE
-        )
-        .unwrap()
-    ]);
     let sa = SaRef::Esp(0x4242_4242);
-    let payloads = vec![
-        Payload::Gsa(Gsa {
-            policies: vec![GroupPolicy::Sa(GsaPolicy {
-                sa,
-                src: common::config(LKH4, 1).teks[0].src,
-                dst: common::config(LKH4, 1).teks[0].dst,
-                transforms: vec![
-                    Transform::encr(EncrId::ENCR_AES_GCM_16, Some(128)),
-                    Transform::sn(SnId::UNSPECIFIED32),
-                ],
-                attrs: vec![],
-            })],
-        }),
-        Payload::Kd(Kd {
-            bags: vec![KeyBag::Group(GroupKeyBag {
-                sa,
-                sa_keys: vec![WrappedKey {
-                    key_id: 0,
-                    kwk_id: 0,
-                    encrypted: KeyWrapAlg::Kw5649_256
-                        .wrap(gsk_w.expose(), keymat.expose())
-                        .unwrap(),
-                }],
-                other: vec![],
-            })],
-        }),
-    ];
+    let payloads = shared_gcm_tek(&m.sk_d, sa, 128);
     m.gm.handle_inband_rekey(sim.now, &payloads, Sim::ike(&m.sk_d))
         .unwrap();
     sim.pump();

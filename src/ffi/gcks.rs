@@ -1025,24 +1025,31 @@ mod tests {
         (err, id)
     }
 
+    /// Group market-data's settings: LKH, a multicast Rekey SA, one TEK.
+    fn market_lkh() -> (Vec<CString>, Vec<CString>) {
+        (
+            strings(&[
+                "id",
+                "members",
+                "key_management",
+                "rekey.address",
+                "rekey.auth",
+                "tek.feed.destination",
+            ]),
+            strings(&[
+                "market-data",
+                "*@example.com",
+                "lkh",
+                "239.1.1.2:848",
+                "implicit",
+                "239.1.1.1[udp/5000]",
+            ]),
+        )
+    }
+
     /// Adds group market-data with its state in `path`; (error, restored).
     fn add_with_state(gcks: *mut gikev2_gcks_t, path: &std::path::Path) -> (gikev2_error_t, bool) {
-        let keys = strings(&[
-            "id",
-            "members",
-            "key_management",
-            "rekey.address",
-            "rekey.auth",
-            "tek.feed.destination",
-        ]);
-        let values = strings(&[
-            "market-data",
-            "*@example.com",
-            "lkh",
-            "239.1.1.2:848",
-            "implicit",
-            "239.1.1.1[udp/5000]",
-        ]);
+        let (keys, values) = market_lkh();
         let (k, v) = (ptrs(&keys), ptrs(&values));
         let p = CString::new(path.to_str().unwrap()).unwrap();
         let mut restored = false;
@@ -1226,22 +1233,7 @@ mod tests {
     fn drain_sends_each_rekey_sa_in_message_id_order_from_many_threads() {
         use std::sync::atomic::{AtomicU64, Ordering};
         let gcks = new_gcks();
-        let keys = strings(&[
-            "id",
-            "members",
-            "key_management",
-            "rekey.address",
-            "rekey.auth",
-            "tek.feed.destination",
-        ]);
-        let values = strings(&[
-            "market-data",
-            "*@example.com",
-            "lkh",
-            "239.1.1.2:848",
-            "implicit",
-            "239.1.1.1[udp/5000]",
-        ]);
+        let (keys, values) = market_lkh();
         let (k, v) = (ptrs(&keys), ptrs(&values));
         // SAFETY: live handle, arrays of 6 NUL-terminated strings.
         assert_eq!(
