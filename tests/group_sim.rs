@@ -1090,6 +1090,44 @@ fn answers_taken_after_a_rekey_notice_the_gap_and_register_again() {
     assert!(sim.members.iter().all(|m| m.rekey_errors.is_empty()));
 }
 
+/// A registration answer that reaches its member several changes of the
+/// Rekey SA late (a storm of joins, a flush every second, a slow member):
+/// the member holds a Rekey SA that is long gone. The GCKS announces the
+/// next eight Rekey SA SPIs, so the next GSA_REKEY, on an SPI among them,
+/// tells the member it missed something, and it registers again.
+#[test]
+fn an_answer_several_rekey_sas_late_is_noticed() {
+    let mut cfg = config(LKH4, 100);
+    cfg.teks[0].lifetime_secs = 10_000;
+    let mut sim = Sim::new(cfg, 38);
+    for i in 0..3 {
+        sim.join(&format!("gm{i}@example.com"), receiver()).unwrap();
+    }
+    sim.advance(5_000);
+    let late = sim.add("late@example.com", receiver());
+    let answer = sim.registration_response(late, ExchangeType::GSA_AUTH);
+    // Four join flushes go by: four new Rekey SAs.
+    for i in 0..4 {
+        sim.join(&format!("j{i}@example.com"), receiver()).unwrap();
+        sim.advance(3_000);
+    }
+    let m = &mut sim.members[late];
+    m.gm.handle_registration_response(sim.now, ExchangeType::GSA_AUTH, &answer, Sim::ike(&m.sk_d))
+        .unwrap();
+    sim.pump();
+    let current = sim.gcks.status(sim.now)[0].rekey_spi.unwrap();
+    assert!(
+        !sim.members[late].listening.contains(&current),
+        "a stale Rekey SA"
+    );
+    sim.gcks.rekey(sim.now, &group_id()).unwrap();
+    sim.advance(5_000);
+    assert_eq!(sim.members[late].reregister, [ReregisterReason::LostRekey]);
+    sim.register(late, ExchangeType::GSA_REGISTRATION).unwrap();
+    sim.advance(5_000);
+    common_tek(&sim, 0..sim.members.len());
+}
+
 /// An operator's KEK rekey replaces the Rekey SA at once; a member that
 /// missed it notices at the next rekey, on the announced SPI.
 #[test]

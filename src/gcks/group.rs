@@ -33,6 +33,10 @@ const RECENT_REKEYS: usize = 8;
 /// Octets of WRAP_KEYs one join flush may carry; with the headers this
 /// keeps the message well under IKE's 64 KiB payload limit.
 const JOIN_FLUSH_BUDGET: usize = 40_000;
+/// Rekey SA SPIs reserved ahead and announced in GSA_NEXT_SPI. One would
+/// do if members took their registration answer promptly; under load an
+/// answer can reach a member several join flushes (a second apart) late.
+const NEXT_SPI_DEPTH: usize = 8;
 /// Upper bound of one WRAP_KEY attribute in a key tree: attribute header,
 /// Key ID, KWK ID and a wrapped 32-octet key.
 const WRAP_KEY_MAX: usize = 4 + 8 + 48;
@@ -46,8 +50,11 @@ struct Kek {
     gsk_w: Secret,
     expires: Millis,
     next_message_id: u32,
-    /// Reserved for the replacement, announced in GSA_NEXT_SPI.
-    next_spi: RekeySpi,
+    /// Reserved for the next Rekey SAs in turn, the first the replacement
+    /// (`NEXT_SPI_DEPTH` of them), announced in GSA_NEXT_SPI: a member that
+    /// missed up to that many changes of the Rekey SA notices at the next
+    /// GSA_REKEY (§4.4.2.2.3).
+    next_spis: Vec<RekeySpi>,
     /// The first Message ID a restore skipped (`state`), named in the next
     /// GSA_REKEY so that GMs see no lost message in the gap.
     skipped_from: Option<u32>,
@@ -196,6 +203,20 @@ fn new_rekey_spi(rng: &mut dyn Rng, used: &[SaRef]) -> Result<RekeySpi, GcksErro
     }
 }
 
+/// Tops `spis` up to `NEXT_SPI_DEPTH` fresh SPIs not in `taken`.
+fn reserve_rekey_spis(
+    spis: &mut Vec<RekeySpi>,
+    taken: &mut Vec<SaRef>,
+    rng: &mut dyn Rng,
+) -> Result<(), GcksError> {
+    while spis.len() < NEXT_SPI_DEPTH {
+        let s = new_rekey_spi(rng, taken)?;
+        taken.push(SaRef::Rekey(s));
+        spis.push(s);
+    }
+    Ok(())
+}
+
 fn random_secret(rng: &mut dyn Rng, len: usize) -> Result<Secret, GcksError> {
     let mut v = vec![0; len];
     rng.fill(&mut v)?;
@@ -300,7 +321,7 @@ impl Group {
         let mut out = Vec::new();
         for k in self.kek.iter().chain(self.kek_next.iter()) {
             out.push(SaRef::Rekey(k.spi));
-            out.push(SaRef::Rekey(k.next_spi));
+            out.extend(k.next_spis.iter().map(|s| SaRef::Rekey(*s)));
         }
         for t in &self.teks {
             out.push(t.sa(&self.cfg));
@@ -312,10 +333,12 @@ impl Group {
         out
     }
 
+    /// A new Rekey SA: the next of `chain` (a predecessor's reserved SPIs,
+    /// whose rest it keeps reserving) or of fresh SPIs.
     fn new_kek(
         &self,
         now: Millis,
-        spi: Option<RekeySpi>,
+        chain: Option<&[RekeySpi]>,
         used: &[SaRef],
         rng: &mut dyn Rng,
     ) -> Result<Kek, GcksError> {
@@ -328,13 +351,14 @@ impl Group {
         let keymat = random_secret(rng, rekey_keymat_len(encr, integ, kwa)?)?;
         let keys = split_rekey_keymat(encr, integ, kwa, &keymat)?;
         let sk = SkProtection::new(encr, integ, &keys.gsk_e, &keys.gsk_a)?;
-        let spi = match spi {
-            Some(s) => s,
-            None => new_rekey_spi(rng, used)?,
+        let (spi, mut next_spis) = match chain {
+            Some([first, rest @ ..]) => (*first, rest.to_vec()),
+            _ => (new_rekey_spi(rng, used)?, Vec::new()),
         };
         let mut taken = used.to_vec();
         taken.push(SaRef::Rekey(spi));
-        let next_spi = new_rekey_spi(rng, &taken)?;
+        taken.extend(next_spis.iter().map(|s| SaRef::Rekey(*s)));
+        reserve_rekey_spis(&mut next_spis, &mut taken, rng)?;
         Ok(Kek {
             spi,
             keymat,
@@ -342,7 +366,7 @@ impl Group {
             gsk_w: keys.gsk_w,
             expires: now + Millis::from(r.lifetime_secs) * 1000,
             next_message_id: 0,
-            next_spi,
+            next_spis,
             skipped_from: None,
         })
     }
@@ -760,7 +784,8 @@ impl Group {
             let kek = self.kek.as_ref().expect("LKH groups have a Rekey SA");
             let mut taken = used.to_vec();
             taken.extend(self.spis());
-            self.kek_next = Some(self.new_kek(now, Some(kek.next_spi), &taken, rng)?);
+            let chain = kek.next_spis.clone();
+            self.kek_next = Some(self.new_kek(now, Some(&chain), &taken, rng)?);
         }
         self.join_flush_at.get_or_insert(now + JOIN_FLUSH_DELAY);
         Ok(())
@@ -803,7 +828,7 @@ impl Group {
         if kek.next_message_id != 0 {
             attrs.push(GsaAttr::InitialMessageId(kek.next_message_id));
         }
-        attrs.push(GsaAttr::NextSpi(kek.next_spi.0.to_vec()));
+        attrs.extend(kek.next_spis.iter().map(|s| GsaAttr::NextSpi(s.0.to_vec())));
         GsaPolicy {
             sa: SaRef::Rekey(kek.spi),
             src,
@@ -1159,7 +1184,7 @@ impl Group {
         rng: &mut dyn Rng,
         actions: &mut VecDeque<GcksAction>,
     ) -> Result<(), GcksError> {
-        let Some(next_spi) = self.kek.as_ref().map(|k| k.next_spi) else {
+        let Some(chain) = self.kek.as_ref().map(|k| k.next_spis.clone()) else {
             return Err(GcksError::NoRekeySa);
         };
         if self.join_flush_at.is_some() {
@@ -1168,7 +1193,7 @@ impl Group {
         }
         let mut taken = used.to_vec();
         taken.extend(self.spis());
-        let next = self.new_kek(now, Some(next_spi), &taken, rng)?;
+        let next = self.new_kek(now, Some(&chain), &taken, rng)?;
         self.switch_kek(now, next, Vec::new(), rng, actions)
     }
 
@@ -1362,7 +1387,8 @@ impl Group {
                 let mut taken = used.to_vec();
                 taken.extend(self.spis());
                 let kek = self.kek.as_ref().expect("LKH groups have a Rekey SA");
-                let next = self.new_kek(now, Some(kek.next_spi), &taken, rng)?;
+                let chain = kek.next_spis.clone();
+                let next = self.new_kek(now, Some(&chain), &taken, rng)?;
                 self.switch_kek(now, next, wraps, rng, actions)?;
             } else {
                 // A flat multicast member leaving needs no rekey: nothing it

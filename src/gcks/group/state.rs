@@ -70,9 +70,12 @@ use std::net::IpAddr;
 
 use zeroize::Zeroizing;
 
-use super::{Group, Kek, Member, RECENT_REKEYS, RekeySummary, SenderSa, Tek};
+use super::{
+    Group, Kek, Member, NEXT_SPI_DEPTH, RECENT_REKEYS, RekeySummary, SenderSa, Tek,
+    reserve_rekey_spis,
+};
 use crate::crypto::{Rng, Secret, SkProtection, split_rekey_keymat};
-use crate::gcks::{MemberId, Millis};
+use crate::gcks::{GcksError, MemberId, Millis};
 use crate::lkh::{LkhTree, MemberSlot};
 use crate::persist::{Dec, Enc, Opened, StateError, corrupt};
 use crate::policy::{GroupConfig, KeyManagement, RekeyAuth, TekProtocol};
@@ -214,8 +217,12 @@ impl Group {
                 e.bytes(k.keymat.expose());
                 e.u64(remaining(now, k.expires));
                 e.u32(k.next_message_id);
-                e.raw(&k.next_spi.0);
+                e.raw(&k.next_spis[0].0);
                 e.opt(k.skipped_from, |e, f| e.u32(f));
+                e.count(k.next_spis.len() - 1);
+                for s in &k.next_spis[1..] {
+                    e.raw(&s.0);
+                }
             });
         }
         e.count(self.teks.len());
@@ -327,6 +334,9 @@ impl Group {
             k
         });
         g.kek_next = kek_next;
+        if v < 2 {
+            g.reserve_next_spis(used, rng)?;
+        }
         let n = d.count(23, "Data-Security SAs")?;
         g.teks = (0..n)
             .map(|_| g.decode_tek(&mut d, &clock, v))
@@ -398,6 +408,27 @@ impl Group {
         Ok(g)
     }
 
+    /// A format 1 state reserved one next Rekey SA SPI: reserve the rest,
+    /// the current Rekey SA's announcing the joiners' one's.
+    fn reserve_next_spis(&mut self, used: &[SaRef], rng: &mut dyn Rng) -> Result<(), StateError> {
+        let mut taken = used.to_vec();
+        taken.extend(self.spis());
+        let fail = |e: GcksError| StateError::Group(e.to_string());
+        if let Some(next) = &mut self.kek_next {
+            reserve_rekey_spis(&mut next.next_spis, &mut taken, rng).map_err(fail)?;
+        }
+        if let Some(kek) = &mut self.kek {
+            match &self.kek_next {
+                Some(next) if kek.next_spis[0] == next.spi => {
+                    kek.next_spis.truncate(1);
+                    kek.next_spis.extend(&next.next_spis[..NEXT_SPI_DEPTH - 1]);
+                }
+                _ => reserve_rekey_spis(&mut kek.next_spis, &mut taken, rng).map_err(fail)?,
+            }
+        }
+        Ok(())
+    }
+
     fn decode_kek(&self, d: &mut Dec<'_>, clock: &Clock, version: u16) -> Result<Kek, StateError> {
         let r = self
             .cfg
@@ -409,8 +440,14 @@ impl Group {
         let expires = clock.expiry(d.u64("Rekey SA expiry")?);
         let next_message_id = d.u32("next Message ID")?;
         let next_spi = RekeySpi(d.array("next Rekey SA SPI")?);
+        let mut next_spis = vec![next_spi];
         let skipped_from = if version >= 2 {
-            d.opt("skipped Message IDs", |d| d.u32("first skipped Message ID"))?
+            let skipped = d.opt("skipped Message IDs", |d| d.u32("first skipped Message ID"))?;
+            let n = d.count(16, "reserved Rekey SA SPIs")?;
+            for _ in 0..n {
+                next_spis.push(RekeySpi(d.array("reserved Rekey SA SPI")?));
+            }
+            skipped
         } else {
             None
         };
@@ -422,7 +459,7 @@ impl Group {
             .map_err(|e| corrupt(format!("Rekey SA keys: {e}")))?;
         let sk = SkProtection::new(encr, integ, &keys.gsk_e, &keys.gsk_a)
             .map_err(|e| corrupt(format!("Rekey SA keys: {e}")))?;
-        if spi.0 == [0; 16] || next_spi.0 == [0; 16] {
+        if spi.0 == [0; 16] || next_spis.iter().any(|s| s.0 == [0; 16]) {
             return Err(corrupt("zero Rekey SA SPI"));
         }
         Ok(Kek {
@@ -432,7 +469,7 @@ impl Group {
             gsk_w: keys.gsk_w,
             expires,
             next_message_id,
-            next_spi,
+            next_spis,
             skipped_from,
         })
     }
