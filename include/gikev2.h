@@ -301,11 +301,87 @@ typedef enum gikev2_reregister_reason_t {
 } gikev2_reregister_reason_t;
 
 /**
+ * What gikev2_gm_node_rekey_datagram() did with a datagram.
+ */
+typedef enum gikev2_rekey_outcome_t {
+    GIKEV2_REKEY_TAKEN = 0,
+    /**
+     * A copy of the last one taken: the GCKS retransmits.
+     */
+    GIKEV2_REKEY_RETRANSMISSION = 1,
+    /**
+     * Not taken; the node logged why.
+     */
+    GIKEV2_REKEY_DROPPED = 2,
+} gikev2_rekey_outcome_t;
+
+/**
+ * What a node action asks of the plugin.
+ */
+typedef enum gikev2_gm_node_action_kind_t {
+    GIKEV2_GM_NODE_NONE = 0,
+    /**
+     * Install the SA `protocol`/`spi` in `direction` and its policy, as
+     * described (keys in the callback's buffers); an outbound SA leaves
+     * from `local`.
+     */
+    GIKEV2_GM_NODE_INSTALL = 1,
+    /**
+     * Delete the SA `protocol`/`spi` in `direction` of `membership`, and
+     * its policy.
+     */
+    GIKEV2_GM_NODE_DELETE = 2,
+    /**
+     * Receive GSA_REKEY for Rekey SA `rekey_spi` of `membership` on
+     * `rekey_dst` (joined on the interface of `local`), handing each
+     * datagram to gikev2_gm_node_rekey_datagram().
+     */
+    GIKEV2_GM_NODE_LISTEN_REKEY = 3,
+    /**
+     * Close the socket of Rekey SA `rekey_spi` of `membership`.
+     */
+    GIKEV2_GM_NODE_STOP_REKEY = 4,
+    /**
+     * A fallback policy dropping traffic `src` === `dst` in `direction`,
+     * below the SAs' policies (fail_mode = closed).
+     */
+    GIKEV2_GM_NODE_ADD_DROP = 5,
+    GIKEV2_GM_NODE_REMOVE_DROP = 6,
+    /**
+     * Initiate the connection named by the callback's `connection`;
+     * report one charon does not know with
+     * gikev2_gm_node_connection_unknown().
+     */
+    GIKEV2_GM_NODE_INITIATE = 7,
+    /**
+     * Run a GSA_REGISTRATION for `membership` on IKE SA `ike_sa`.
+     */
+    GIKEV2_GM_NODE_REGISTER = 8,
+    /**
+     * Run the GSA_REGISTRATION with which `membership` leaves its group,
+     * saying `notify` (REGISTRATION_FAILED or NO_PROPOSAL_CHOSEN), on IKE
+     * SA `ike_sa`.
+     */
+    GIKEV2_GM_NODE_LEAVE = 9,
+    /**
+     * Delete IKE SA `ike_sa`.
+     */
+    GIKEV2_GM_NODE_CLOSE_IKE_SA = 10,
+} gikev2_gm_node_action_kind_t;
+
+/**
  * A GCKS: the key server of any number of groups. Created with
  * gikev2_gcks_new(), freed with gikev2_gcks_destroy(). Safe to use from
  * several threads (calls are serialized by a mutex inside).
  */
 typedef struct gikev2_gcks_t gikev2_gcks_t;
+
+/**
+ * The GM node: every membership of one charon. Created with
+ * gikev2_gm_node_new(), configured with gikev2_gm_node_reload(), freed
+ * with gikev2_gm_node_destroy(). Safe to use from several threads.
+ */
+typedef struct gikev2_gm_node_t gikev2_gm_node_t;
 
 /**
  * A GM: this host's membership in one group. Created with gikev2_gm_new(),
@@ -459,6 +535,105 @@ typedef struct gikev2_rekey_sa_algs_t {
      */
     uint64_t reserved[2];
 } gikev2_rekey_sa_algs_t;
+
+/**
+ * A membership as configured: its section's name, its connection, and
+ * its other settings (keys relative to the section).
+ */
+typedef struct gikev2_membership_def_t {
+    const char *name;
+    const char *connection;
+    const char *const *keys;
+    const char *const *values;
+    size_t count;
+} gikev2_membership_def_t;
+
+/**
+ * Receives a refused membership's name and "key: reason"; valid only
+ * during the call.
+ */
+typedef void (*gikev2_def_error_cb_t)(void *ctx, const char *name, const char *message);
+
+/**
+ * Receives one membership's status: its name, its connection and the
+ * operator's text of gikev2_gm_status(); valid only during the call.
+ */
+typedef void (*gikev2_gm_node_status_cb_t)(void *ctx,
+                                           const char *name,
+                                           const char *connection,
+                                           const char *text);
+
+/**
+ * An action of the node. Fields not used by `kind` are zero.
+ */
+typedef struct gikev2_gm_node_action_t {
+    enum gikev2_gm_node_action_kind_t kind;
+    /**
+     * The membership it concerns (0 for none).
+     */
+    uint64_t membership;
+    /**
+     * REGISTER, LEAVE, CLOSE_IKE_SA: charon's unique ID of the IKE SA.
+     */
+    uint32_t ike_sa;
+    /**
+     * LEAVE: the notification type it sends.
+     */
+    uint16_t notify;
+    /**
+     * INSTALL, DELETE: the SA; ADD_DROP, REMOVE_DROP: the direction.
+     */
+    enum gikev2_protocol_t protocol;
+    uint32_t spi;
+    enum gikev2_direction_t direction;
+    /**
+     * INSTALL: mode, algorithms, lifetime and replay window as
+     * gikev2_gm_action_t describes them.
+     */
+    enum gikev2_mode_t mode;
+    /**
+     * INSTALL, ADD_DROP, REMOVE_DROP: the policy's selectors.
+     */
+    struct gikev2_ts_t src;
+    struct gikev2_ts_t dst;
+    uint16_t encr_id;
+    uint16_t encr_key_bits;
+    uint16_t integ_id;
+    uint32_t lifetime_secs;
+    uint32_t replay_window;
+    /**
+     * INSTALL, LISTEN_REKEY: this host's address on the registering IKE
+     * SA (family NONE when unknown).
+     */
+    struct gikev2_endpoint_t local;
+    /**
+     * LISTEN_REKEY, STOP_REKEY: the Rekey SA.
+     */
+    uint8_t rekey_spi[GIKEV2_REKEY_SPI_LEN];
+    /**
+     * LISTEN_REKEY: the multicast address and port of GSA_REKEY.
+     */
+    struct gikev2_endpoint_t rekey_dst;
+    /**
+     * Zero; room to grow.
+     */
+    uint64_t reserved[4];
+} gikev2_gm_node_action_t;
+
+/**
+ * Receives one action from gikev2_gm_node_drain(): the record, the
+ * INSTALL keys (empty otherwise; the encryption key with its salt for
+ * AEAD and counter modes), and for INITIATE the connection's name (NULL
+ * otherwise). Everything is valid only during the call; the callback
+ * must wipe copies of keys once installed, and must not unwind.
+ */
+typedef void (*gikev2_gm_node_action_cb_t)(void *ctx,
+                                           const struct gikev2_gm_node_action_t *action,
+                                           const uint8_t *encr_key,
+                                           size_t encr_key_len,
+                                           const uint8_t *integ_key,
+                                           size_t integ_key_len,
+                                           const char *connection);
 
 /**
  * Receives one log line: `level` on charon's scale (0 basic .. 4
@@ -1043,6 +1218,344 @@ enum gikev2_error_t gikev2_gm_rekey_sa_keys(const struct gikev2_gm_t *gm,
                                             size_t *encr_key_len,
                                             uint8_t *integ_key,
                                             size_t *integ_key_len);
+
+/**
+ * Creates a node without memberships (gikev2_gm_node_reload() adds
+ * them); randomness comes from OpenSSL's CSPRNG. On success `*node` is
+ * a new handle the caller owns.
+ *
+ * # Safety
+ * `node` is NULL or valid for writing a pointer.
+ */
+enum gikev2_error_t gikev2_gm_node_new(struct gikev2_gm_node_t **node);
+
+/**
+ * Frees a node; its kernel state must have been taken out before
+ * (gikev2_gm_node_shut_down() and a drain). NULL is ignored.
+ *
+ * # Safety
+ * `node` is NULL or a handle from gikev2_gm_node_new() not yet destroyed,
+ * used by no other call.
+ */
+void gikev2_gm_node_destroy(struct gikev2_gm_node_t *node);
+
+/**
+ * The memberships configured now (`count` of them). An unchanged one
+ * keeps its SAs; a changed one is replaced and registers again; a removed
+ * one takes its SAs out and leaves its group. A membership whose settings
+ * are refused is reported to `error_cb` (may be NULL) and keeps its
+ * previous configuration if it had one; the call then returns
+ * GIKEV2_ERR_CONFIG, having applied the others. `*configured` (may be
+ * NULL) receives the number of memberships now configured.
+ *
+ * # Safety
+ * `node` is NULL or a live handle; `defs` NULL or an array of `count`
+ * definitions whose strings and arrays are valid for the call;
+ * `error_cb` NULL or callable with `ctx`; `configured` NULL or writable.
+ */
+enum gikev2_error_t gikev2_gm_node_reload(struct gikev2_gm_node_t *node,
+                                          const struct gikev2_membership_def_t *defs,
+                                          size_t count,
+                                          gikev2_def_error_cb_t error_cb,
+                                          void *ctx,
+                                          size_t *configured);
+
+/**
+ * charon sends the IKE_SA_INIT of IKE SA `ike_sa` (of `connection`) it
+ * initiated, to `gcks`. `*registers` says whether it registers a
+ * membership: then it is a G-IKEv2 IKE SA (GSA_AUTH, not IKE_AUTH).
+ *
+ * # Safety
+ * `node` NULL or a live handle; `connection` NULL or a string; `gcks`
+ * NULL or readable; `registers` NULL or writable.
+ */
+enum gikev2_error_t gikev2_gm_node_ike_sa_init(struct gikev2_gm_node_t *node,
+                                               uint32_t ike_sa,
+                                               const char *connection,
+                                               const struct gikev2_endpoint_t *gcks,
+                                               bool *registers);
+
+/**
+ * The payload records to add to the GSA_AUTH request of IKE SA `ike_sa`
+ * (of `connection`), into `out`; `*drop_initial_contact` says to leave
+ * INITIAL_CONTACT out (another of our IKE SAs registers with this GCKS).
+ * GIKEV2_ERR_NOT_FOUND: it registers no membership.
+ *
+ * # Safety
+ * As gikev2_gm_node_ike_sa_init(); `out`/`out_len` an output buffer.
+ */
+enum gikev2_error_t gikev2_gm_node_gsa_auth_request(struct gikev2_gm_node_t *node,
+                                                    uint32_t ike_sa,
+                                                    const char *connection,
+                                                    uint8_t *out,
+                                                    size_t *out_len,
+                                                    bool *drop_initial_contact);
+
+/**
+ * The GCKS's GSA_AUTH response on IKE SA `ike_sa`: its payload records
+ * (inside SK), kept until the IKE SA is up.
+ *
+ * # Safety
+ * `node` NULL or a live handle; `connection` NULL or a string; `records`
+ * NULL or readable for `records_len`.
+ */
+enum gikev2_error_t gikev2_gm_node_gsa_auth_response(struct gikev2_gm_node_t *node,
+                                                     uint32_t ike_sa,
+                                                     const char *connection,
+                                                     const uint8_t *records,
+                                                     size_t records_len);
+
+/**
+ * IKE SA `ike_sa` (of `connection`), initiated by this charon, is
+ * established: `local` and `remote` are its addresses, `sk_d` the SK_d in
+ * force (after a PPK), `prf_id` and `kwa_id` its PRF and Key Wrap
+ * Algorithm (0 when none was negotiated: then it registers nothing).
+ *
+ * # Safety
+ * `node` NULL or a live handle; `connection` NULL or a string; `local`,
+ * `remote` NULL or readable; `sk_d` NULL or readable for `sk_d_len`.
+ */
+enum gikev2_error_t gikev2_gm_node_ike_sa_up(struct gikev2_gm_node_t *node,
+                                             uint64_t now_ms,
+                                             uint32_t ike_sa,
+                                             const char *connection,
+                                             const struct gikev2_endpoint_t *local,
+                                             const struct gikev2_endpoint_t *remote,
+                                             const uint8_t *sk_d,
+                                             size_t sk_d_len,
+                                             uint16_t prf_id,
+                                             uint16_t kwa_id);
+
+/**
+ * IKE SA `ike_sa` went down.
+ *
+ * # Safety
+ * `node` NULL or a live handle.
+ */
+enum gikev2_error_t gikev2_gm_node_ike_sa_down(struct gikev2_gm_node_t *node,
+                                               uint64_t now_ms,
+                                               uint32_t ike_sa);
+
+/**
+ * charon rekeyed IKE SA `old` into `new`.
+ *
+ * # Safety
+ * `node` NULL or a live handle.
+ */
+enum gikev2_error_t gikev2_gm_node_ike_sa_rekeyed(struct gikev2_gm_node_t *node,
+                                                  uint32_t old,
+                                                  uint32_t new_);
+
+/**
+ * charon destroys IKE SA `ike_sa`.
+ *
+ * # Safety
+ * `node` NULL or a live handle.
+ */
+enum gikev2_error_t gikev2_gm_node_ike_sa_destroyed(struct gikev2_gm_node_t *node,
+                                                    uint64_t now_ms,
+                                                    uint32_t ike_sa);
+
+/**
+ * An INITIATE named a connection charon does not know.
+ *
+ * # Safety
+ * `node` NULL or a live handle; `connection` NULL or a string.
+ */
+enum gikev2_error_t gikev2_gm_node_connection_unknown(struct gikev2_gm_node_t *node,
+                                                      const char *connection);
+
+/**
+ * The payload records of a REGISTER action's GSA_REGISTRATION request,
+ * into `out`. GIKEV2_ERR_NOT_FOUND: the membership is gone.
+ *
+ * # Safety
+ * `node` NULL or a live handle; `out`/`out_len` an output buffer.
+ */
+enum gikev2_error_t gikev2_gm_node_registration_request(struct gikev2_gm_node_t *node,
+                                                        uint64_t membership,
+                                                        uint32_t ike_sa,
+                                                        uint8_t *out,
+                                                        size_t *out_len);
+
+/**
+ * The response to a REGISTER action's GSA_REGISTRATION: its payload
+ * records, and the IKE SA's keys as for gikev2_gm_node_ike_sa_up().
+ *
+ * # Safety
+ * `node` NULL or a live handle; `records` NULL or readable for
+ * `records_len`; `sk_d` NULL or readable for `sk_d_len`.
+ */
+enum gikev2_error_t gikev2_gm_node_registration_response(struct gikev2_gm_node_t *node,
+                                                         uint64_t now_ms,
+                                                         uint64_t membership,
+                                                         uint32_t ike_sa,
+                                                         const uint8_t *records,
+                                                         size_t records_len,
+                                                         const uint8_t *sk_d,
+                                                         size_t sk_d_len,
+                                                         uint16_t prf_id,
+                                                         uint16_t kwa_id);
+
+/**
+ * The payload records of a LEAVE action's request, into `out`.
+ *
+ * # Safety
+ * As gikev2_gm_node_registration_request().
+ */
+enum gikev2_error_t gikev2_gm_node_leave_request(struct gikev2_gm_node_t *node,
+                                                 uint64_t membership,
+                                                 uint32_t ike_sa,
+                                                 uint16_t notify,
+                                                 uint8_t *out,
+                                                 size_t *out_len);
+
+/**
+ * The GCKS's answer to a LEAVE action's request (payload records).
+ *
+ * # Safety
+ * `node` NULL or a live handle; `records` NULL or readable for
+ * `records_len`.
+ */
+enum gikev2_error_t gikev2_gm_node_leave_response(struct gikev2_gm_node_t *node,
+                                                  uint64_t membership,
+                                                  uint16_t notify,
+                                                  const uint8_t *records,
+                                                  size_t records_len);
+
+/**
+ * A GSA_INBAND_REKEY request on IKE SA `ike_sa` (of `connection`): its
+ * payload records and the IKE SA's keys in force. GIKEV2_ERR_NOT_FOUND:
+ * no membership registered on it; GIKEV2_ERR_REFUSED: the membership did
+ * not take it. Both are logged by the node.
+ *
+ * # Safety
+ * As gikev2_gm_node_registration_response(); `connection` NULL or a
+ * string.
+ */
+enum gikev2_error_t gikev2_gm_node_inband_rekey(struct gikev2_gm_node_t *node,
+                                                uint64_t now_ms,
+                                                uint32_t ike_sa,
+                                                const char *connection,
+                                                const uint8_t *records,
+                                                size_t records_len,
+                                                const uint8_t *sk_d,
+                                                size_t sk_d_len,
+                                                uint16_t prf_id,
+                                                uint16_t kwa_id);
+
+/**
+ * A datagram received on a socket of a LISTEN_REKEY action of
+ * `membership`, as it arrived; `*outcome` says what became of it.
+ *
+ * # Safety
+ * `node` NULL or a live handle; `datagram` NULL or readable for `len`;
+ * `outcome` NULL or writable.
+ */
+enum gikev2_error_t gikev2_gm_node_rekey_datagram(struct gikev2_gm_node_t *node,
+                                                  uint64_t now_ms,
+                                                  uint64_t membership,
+                                                  const uint8_t *datagram,
+                                                  size_t len,
+                                                  enum gikev2_rekey_outcome_t *outcome);
+
+/**
+ * When gikev2_gm_node_handle_timeout() is due next.
+ *
+ * # Safety
+ * `node` NULL or a live handle; the out-pointers NULL or writable.
+ */
+enum gikev2_error_t gikev2_gm_node_poll_timeout(const struct gikev2_gm_node_t *node,
+                                                bool *has_deadline,
+                                                uint64_t *deadline_ms);
+
+/**
+ * Runs what is due at `now_ms`.
+ *
+ * # Safety
+ * `node` NULL or a live handle.
+ */
+enum gikev2_error_t gikev2_gm_node_handle_timeout(struct gikev2_gm_node_t *node, uint64_t now_ms);
+
+/**
+ * The operator asks membership `name` (or the membership of group ID
+ * `name`) to register now: its connection is written to `connection`
+ * (NUL-terminated) and an INITIATE action queued. GIKEV2_ERR_NOT_FOUND:
+ * none matches.
+ *
+ * # Safety
+ * `node` NULL or a live handle; `name` NULL or a string;
+ * `connection`/`connection_len` an output buffer.
+ */
+enum gikev2_error_t gikev2_gm_node_register(struct gikev2_gm_node_t *node,
+                                            const char *name,
+                                            char *connection,
+                                            size_t *connection_len);
+
+/**
+ * The name of membership `membership` (configured or leaving), into
+ * `name` (NUL-terminated). GIKEV2_ERR_NOT_FOUND: no such membership.
+ *
+ * # Safety
+ * `node` NULL or a live handle; `name`/`name_len` an output buffer.
+ */
+enum gikev2_error_t gikev2_gm_node_membership_name(const struct gikev2_gm_node_t *node,
+                                                   uint64_t membership,
+                                                   char *name,
+                                                   size_t *name_len);
+
+/**
+ * Every membership is to take its state out of the kernel (charon
+ * stops): the actions come from the next drain.
+ *
+ * # Safety
+ * `node` NULL or a live handle.
+ */
+enum gikev2_error_t gikev2_gm_node_shut_down(struct gikev2_gm_node_t *node);
+
+/**
+ * Hands each configured membership's status to `cb`, in configuration
+ * order; the node's lock is held meanwhile, so `cb` must not call it.
+ *
+ * # Safety
+ * `node` NULL or a live handle; `cb` NULL or callable with `ctx`.
+ */
+enum gikev2_error_t gikev2_gm_node_status(const struct gikev2_gm_node_t *node,
+                                          uint64_t now_ms,
+                                          gikev2_gm_node_status_cb_t cb,
+                                          void *ctx);
+
+/**
+ * The algorithms and keys of Rekey SA `rekey_spi` of `membership`, as
+ * gikev2_gm_rekey_sa_keys() describes them.
+ *
+ * # Safety
+ * As gikev2_gm_rekey_sa_keys(), with `node` for `gm`.
+ */
+enum gikev2_error_t gikev2_gm_node_rekey_sa_keys(const struct gikev2_gm_node_t *node,
+                                                 uint64_t membership,
+                                                 const uint8_t *rekey_spi,
+                                                 struct gikev2_rekey_sa_algs_t *algs,
+                                                 uint8_t *encr_key,
+                                                 size_t *encr_key_len,
+                                                 uint8_t *integ_key,
+                                                 size_t *integ_key_len);
+
+/**
+ * Hands every queued action to `cb`, one at a time, in the node's order,
+ * and returns when none is left. A lock of the drain is held from taking
+ * an action until `cb` returns, so actions are carried out in order
+ * whatever threads drain; other calls on the node go on meanwhile and
+ * `cb` may make them, but not gikev2_gm_node_drain() or
+ * gikev2_gm_node_status().
+ *
+ * # Safety
+ * `node` NULL or a live handle; `cb` NULL or callable with `ctx` on this
+ * thread.
+ */
+enum gikev2_error_t gikev2_gm_node_drain(struct gikev2_gm_node_t *node,
+                                         gikev2_gm_node_action_cb_t cb,
+                                         void *ctx);
 
 /**
  * Installs (or, with `cb` NULL, removes) the callback that receives the

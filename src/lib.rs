@@ -10,6 +10,7 @@ pub mod gm;
 pub mod iana;
 pub mod ike_sa;
 pub mod lkh;
+pub mod node;
 pub mod persist;
 pub mod policy;
 pub mod rekey_message;

@@ -7,9 +7,9 @@ use std::sync::Mutex;
 use super::gikev2_error_t::{self, *};
 use super::records::{payloads_from_records, records_from_payloads};
 use super::{
-    FfiError, GIKEV2_REKEY_SPI_LEN, IkeInput, OutBuf, bytes, fail, gikev2_endpoint_t, gikev2_ts_t,
-    group_name, guard, handle, hex, lock, non_null, put, put_deadline, registration_exchange,
-    settings,
+    FfiError, FfiResult, GIKEV2_REKEY_SPI_LEN, IkeInput, OutBuf, bytes, fail, gikev2_endpoint_t,
+    gikev2_ts_t, group_name, guard, handle, hex, lock, non_null, put, put_deadline,
+    registration_exchange, settings,
 };
 use crate::config::{FailMode, membership_settings};
 use crate::crypto::OsRng;
@@ -677,7 +677,7 @@ pub unsafe extern "C" fn gikev2_gm_status(
     })
 }
 
-fn status_text(s: &crate::gm::GmStatus) -> String {
+pub(crate) fn status_text(s: &crate::gm::GmStatus) -> String {
     let list = |v: &[u32]| {
         if v.is_empty() {
             "none".to_owned()
@@ -777,35 +777,64 @@ pub unsafe extern "C" fn gikev2_gm_rekey_sa_keys(
         // SAFETY: NULL or readable for the SPI's length per the contract.
         let spi = unsafe { bytes(rekey_spi, GIKEV2_REKEY_SPI_LEN, "rekey_spi") }?;
         let spi = RekeySpi(spi.try_into().expect("GIKEV2_REKEY_SPI_LEN octets"));
-        non_null(algs, "algs")?;
-        // SAFETY: per the function's contract.
-        let mut ek = unsafe { OutBuf::new(encr_key, encr_key_len, "encr_key") }?;
-        // SAFETY: per the function's contract.
-        let mut ik = unsafe { OutBuf::new(integ_key, integ_key_len, "integ_key") }?;
-        let keys = lock(&h.state)?.engine.rekey_sa_keys(spi).ok_or_else(|| {
-            fail(
-                GIKEV2_ERR_UNKNOWN_SA,
-                format!("no Rekey SA {}", hex(&spi.0)),
+        let keys = lock(&h.state)?.engine.rekey_sa_keys(spi);
+        // SAFETY: forwarded contract.
+        unsafe {
+            put_rekey_sa_keys(
+                keys,
+                spi,
+                algs,
+                encr_key,
+                encr_key_len,
+                integ_key,
+                integ_key_len,
             )
-        })?;
-        let (e, i) = (keys.gsk_e.expose(), keys.gsk_a.expose());
-        if !ek.fits(e.len()) || !ik.fits(i.len()) {
-            ek.set_len(e.len());
-            ik.set_len(i.len());
-            return Err(fail(
-                GIKEV2_ERR_BUFFER_TOO_SMALL,
-                format!("key buffers need {} and {} octets", e.len(), i.len()),
-            ));
         }
-        ek.write(e)?;
-        ik.write(i)?;
-        let a = gikev2_rekey_sa_algs_t {
-            encr_id: keys.encr.id().0,
-            encr_key_bits: keys.encr.key_bits().unwrap_or(0),
-            integ_id: keys.integ.id().0,
-            reserved: [0; 2],
-        };
-        // SAFETY: checked non-NULL; writable per the contract.
-        unsafe { put(algs, "algs", a) }
     })
+}
+
+/// Writes a Rekey SA's algorithms and keys for gikev2_gm_rekey_sa_keys()
+/// and gikev2_gm_node_rekey_sa_keys(); `keys` None: the SA is not held.
+///
+/// # Safety
+/// As gikev2_gm_rekey_sa_keys() for `algs` and the key buffers.
+pub(crate) unsafe fn put_rekey_sa_keys(
+    keys: Option<crate::gm::RekeySaSecrets>,
+    spi: RekeySpi,
+    algs: *mut gikev2_rekey_sa_algs_t,
+    encr_key: *mut u8,
+    encr_key_len: *mut usize,
+    integ_key: *mut u8,
+    integ_key_len: *mut usize,
+) -> FfiResult {
+    non_null(algs, "algs")?;
+    // SAFETY: per the function's contract.
+    let mut ek = unsafe { OutBuf::new(encr_key, encr_key_len, "encr_key") }?;
+    // SAFETY: per the function's contract.
+    let mut ik = unsafe { OutBuf::new(integ_key, integ_key_len, "integ_key") }?;
+    let keys = keys.ok_or_else(|| {
+        fail(
+            GIKEV2_ERR_UNKNOWN_SA,
+            format!("no Rekey SA {}", hex(&spi.0)),
+        )
+    })?;
+    let (e, i) = (keys.gsk_e.expose(), keys.gsk_a.expose());
+    if !ek.fits(e.len()) || !ik.fits(i.len()) {
+        ek.set_len(e.len());
+        ik.set_len(i.len());
+        return Err(fail(
+            GIKEV2_ERR_BUFFER_TOO_SMALL,
+            format!("key buffers need {} and {} octets", e.len(), i.len()),
+        ));
+    }
+    ek.write(e)?;
+    ik.write(i)?;
+    let a = gikev2_rekey_sa_algs_t {
+        encr_id: keys.encr.id().0,
+        encr_key_bits: keys.encr.key_bits().unwrap_or(0),
+        integ_id: keys.integ.id().0,
+        reserved: [0; 2],
+    };
+    // SAFETY: checked non-NULL; writable per the contract.
+    unsafe { put(algs, "algs", a) }
 }

@@ -33,6 +33,7 @@
 
 mod gcks;
 mod gm;
+mod gm_node;
 mod logging;
 mod records;
 
@@ -47,6 +48,7 @@ use std::sync::{Mutex, MutexGuard};
 
 pub use gcks::*;
 pub use gm::*;
+pub use gm_node::*;
 pub use logging::*;
 
 use crate::crypto::{CryptoError, KeyWrapAlg, PrfAlg, Secret};
