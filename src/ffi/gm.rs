@@ -775,8 +775,7 @@ pub unsafe extern "C" fn gikev2_gm_rekey_sa_keys(
         // SAFETY: per the function's contract.
         let h = unsafe { handle(gm, "gm") }?;
         // SAFETY: NULL or readable for the SPI's length per the contract.
-        let spi = unsafe { bytes(rekey_spi, GIKEV2_REKEY_SPI_LEN, "rekey_spi") }?;
-        let spi = RekeySpi(spi.try_into().expect("GIKEV2_REKEY_SPI_LEN octets"));
+        let spi = unsafe { rekey_spi_arg(rekey_spi) }?;
         let keys = lock(&h.state)?.engine.rekey_sa_keys(spi);
         // SAFETY: forwarded contract.
         unsafe {
@@ -791,6 +790,18 @@ pub unsafe extern "C" fn gikev2_gm_rekey_sa_keys(
             )
         }
     })
+}
+
+/// A Rekey SA's SPI given as GIKEV2_REKEY_SPI_LEN octets.
+///
+/// # Safety
+/// `p` is NULL or readable for GIKEV2_REKEY_SPI_LEN octets.
+pub(crate) unsafe fn rekey_spi_arg(p: *const u8) -> FfiResult<RekeySpi> {
+    // SAFETY: forwarded contract.
+    let spi = unsafe { bytes(p, GIKEV2_REKEY_SPI_LEN, "rekey_spi") }?;
+    Ok(RekeySpi(
+        spi.try_into().expect("GIKEV2_REKEY_SPI_LEN octets"),
+    ))
 }
 
 /// Writes a Rekey SA's algorithms and keys for gikev2_gm_rekey_sa_keys()

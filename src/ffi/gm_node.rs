@@ -6,7 +6,7 @@ use std::ffi::CString;
 use std::sync::Mutex;
 
 use super::gikev2_error_t::{self, *};
-use super::gm::{gikev2_direction_t, gikev2_mode_t, gikev2_protocol_t, status_text};
+use super::gm::{gikev2_direction_t, gikev2_mode_t, gikev2_protocol_t, rekey_spi_arg, status_text};
 use super::records::{payloads_from_records, records_from_payloads};
 use super::{
     GIKEV2_REKEY_SPI_LEN, IkeInput, OutBuf, bytes, fail, gikev2_endpoint_t, gikev2_ts_t, guard,
@@ -17,7 +17,7 @@ use crate::gm::SaDirection;
 use crate::iana::NotifyType;
 use crate::node::gm::{GmNode, GmNodeAction, MembershipDef, MembershipId, RekeyOutcome};
 use crate::policy::Mode;
-use crate::wire::{RekeySpi, SaRef};
+use crate::wire::SaRef;
 
 /// The GM node: every membership of one charon. Created with
 /// gikev2_gm_node_new(), configured with gikev2_gm_node_reload(), freed
@@ -896,8 +896,7 @@ pub unsafe extern "C" fn gikev2_gm_node_rekey_sa_keys(
 ) -> gikev2_error_t {
     guard("gikev2_gm_node_rekey_sa_keys", || {
         // SAFETY: NULL or readable for the SPI's length per the contract.
-        let spi = unsafe { bytes(rekey_spi, GIKEV2_REKEY_SPI_LEN, "rekey_spi") }?;
-        let spi = RekeySpi(spi.try_into().expect("GIKEV2_REKEY_SPI_LEN octets"));
+        let spi = unsafe { rekey_spi_arg(rekey_spi) }?;
         // SAFETY: per the function's contract.
         let keys = unsafe {
             with(node, |n| {
